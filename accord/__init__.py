@@ -1,0 +1,1 @@
+"""accord: make several language models work together (placeholder; the public API is being built)."""
