@@ -1,1 +1,88 @@
-"""accord: make several language models work together (placeholder; the public API is being built)."""
+"""accord: make several language models work together.
+
+Cooperate (agent graphs, debate, critique, plan-solve-verify, mixture-of-agents), ensemble
+(routing, cascades, voting, MBR, ranking, fusion, token-level ensembles) and merge (soups, SLERP,
+task arithmetic, TIES, DARE, Model Stock).
+
+``import accord`` stays light: torch, transformers and the openai SDK load only when a backend or
+a merge needs them.
+"""
+
+from __future__ import annotations
+
+from accord.agents import Agent, Aggregator, Critic, Debater, Judge, Planner, Solver, Step, Verifier, step
+from accord.backends import Backend, backend, default_model
+from accord.errors import (
+    AccordError,
+    BudgetExceededError,
+    ConfigError,
+    GraphError,
+    OutputValidationError,
+    RunError,
+    StepLimitError,
+    UsageError,
+)
+from accord.graphs import Graph
+from accord.messages import Answer, Critique, Message, Payload, Plan, Solution, Usage, Verdict, Vote
+from accord.prompts import Template
+from accord.runtime import (
+    CostBudget,
+    MaxRounds,
+    MaxSteps,
+    RequestBudget,
+    RunResult,
+    Timeout,
+    TokenBudget,
+    Until,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # graphs and nodes
+    "Graph",
+    "Agent",
+    "Planner",
+    "Solver",
+    "Critic",
+    "Verifier",
+    "Judge",
+    "Debater",
+    "Aggregator",
+    "Step",
+    "step",
+    "Template",
+    # messages
+    "Message",
+    "Payload",
+    "Plan",
+    "Solution",
+    "Critique",
+    "Verdict",
+    "Answer",
+    "Vote",
+    "Usage",
+    # running
+    "RunResult",
+    "MaxSteps",
+    "MaxRounds",
+    "Timeout",
+    "TokenBudget",
+    "CostBudget",
+    "RequestBudget",
+    "Until",
+    # backends
+    "Backend",
+    "backend",
+    "default_model",
+    # errors
+    "AccordError",
+    "UsageError",
+    "RunError",
+    "ConfigError",
+    "GraphError",
+    "OutputValidationError",
+    "StepLimitError",
+    "BudgetExceededError",
+    "__version__",
+]

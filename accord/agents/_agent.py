@@ -1,0 +1,243 @@
+"""Agent: one LLM-backed node of a graph.
+
+An agent renders its template with the task and the messages it received, asks its backend, and
+(when ``output`` is a payload type) parses and validates the reply, re-asking with the validation
+error up to ``reasks`` times before raising :class:`~accord.errors.OutputValidationError`.
+
+Caveat: with ``memory=True`` (the default) an agent that runs again in a loop sees its own earlier
+prompts and replies of this run, rebuilt from the run's messages, so a resumed run sends exactly
+the prompts an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from accord.backends.base import Backend, ChatMessage, Request
+from accord.errors import ConfigError, OutputValidationError
+from accord.messages import Message, Payload
+from accord.prompts import BUILTIN_TEMPLATES, Template
+from accord.runtime._node import ActivationContext, Join, NodeOutput
+
+__all__ = ["Agent", "parse_payload"]
+
+MAX_OUTPUT_CHARS = 1_000_000
+"""Replies longer than this are rejected before parsing (a runaway generation, not an answer)."""
+
+_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
+
+
+def parse_payload(raw: str, output: type[Payload]) -> Payload:
+    """Parse a model reply into ``output``: plain JSON, fenced JSON, or the outermost ``{...}``.
+
+    Raises:
+        ValueError: the reply is not JSON or does not validate (the message says why).
+    """
+    if len(raw) > MAX_OUTPUT_CHARS:
+        raise ValueError(f"the reply is {len(raw)} characters long, over the limit of {MAX_OUTPUT_CHARS}")
+    text = raw.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        start, end = text.find("{"), text.rfind("}")
+        if start < 0 or end <= start:
+            raise ValueError("the reply is not a JSON object") from None
+        try:
+            data = json.loads(text[start : end + 1])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the reply is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"the reply is JSON but not an object (got {type(data).__name__})")
+    try:
+        return output.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"the JSON does not match {output.__name__}: {problems}") from None
+
+
+def _template(template: str | Path | Template | None, default: str) -> Template:
+    if template is None:
+        return Template.builtin(default)
+    if isinstance(template, Template):
+        return template
+    if isinstance(template, Path):
+        return Template.from_file(template)
+    if template in BUILTIN_TEMPLATES:
+        return Template.builtin(template)
+    return Template.from_string(template, name="<agent template>")
+
+
+class Agent:
+    """An LLM-backed node.
+
+    Args:
+        name: unique node name in its graph.
+        backend: a backend, a ``"provider:model"`` name (resolved on first use), or None to use
+            the run's default (``graph.run(task, backend=...)``).
+        instructions: the system prompt.
+        template: the user-prompt template: a built-in name (``"solver"``), template source
+            written in your program, a ``Path`` to a file, or a :class:`~accord.prompts.Template`.
+            Variables: ``task``, ``messages`` (list of ``{sender, text, round}``), ``round``,
+            ``name``, plus ``variables``.
+        output: ``str`` for plain text, or a :class:`~accord.messages.Payload` subclass: its JSON
+            schema goes to the backend and the reply is parsed and validated.
+        memory: see earlier rounds of this run (own prompts and replies) when run again.
+        join: ``"all"`` (one message from each predecessor) or ``"any"`` (run per message).
+        reasks: re-asks allowed when the reply does not validate.
+        timeout: seconds one activation may take.
+        temperature, max_tokens, stop, seed: sampling options for every call.
+        variables: extra template variables.
+
+    Example::
+
+        critic = accord.Agent("critic", "openai:gpt-4o-mini", output=accord.Critique,
+                              instructions="You are a strict reviewer.")
+    """
+
+    default_template: ClassVar[str] = "agent"
+    default_output: ClassVar[type[Payload] | type[str]] = str
+    default_instructions: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        name: str,
+        backend: Backend | str | None = None,
+        *,
+        instructions: str | None = None,
+        template: str | Path | Template | None = None,
+        output: type[Payload] | type[str] | None = None,
+        memory: bool = True,
+        join: Join = "all",
+        reasks: int = 2,
+        timeout: float | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: tuple[str, ...] = (),
+        seed: int | None = None,
+        variables: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name or name == "task":
+            raise ConfigError(f"agent name {name!r} is not usable: give a non-empty string other than 'task'.")
+        out = self.default_output if output is None else output
+        if out is not str and not (isinstance(out, type) and issubclass(out, Payload)):
+            raise ConfigError(
+                f"agent {name!r}: output must be str or a subclass of accord.Payload, not {out!r}."
+            )
+        if join not in ("all", "any"):
+            raise ConfigError(f"agent {name!r}: join must be 'all' or 'any', not {join!r}.")
+        if reasks < 0:
+            raise ConfigError(f"agent {name!r}: reasks must be 0 or more, not {reasks}.")
+        self.name = name
+        self._backend = backend
+        self.instructions = self.default_instructions if instructions is None else instructions
+        self.template = _template(template, self.default_template)
+        self.output: type[Payload] | type[str] = out
+        self.memory = memory
+        self.join: Join = join
+        self.reasks = reasks
+        self.timeout = timeout
+        self.variables = dict(variables or {})
+        self._options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "stop": tuple(stop), "seed": seed}
+        self.accepts: tuple[type[Payload], ...] | None = None
+        self.produces: type[Payload] | None = out if out is not str else None  # type: ignore[assignment]
+        self._system = self._system_prompt()
+
+    @property
+    def backend(self) -> Backend | None:
+        """The agent's own backend (resolved from its name on first use), or None."""
+        if isinstance(self._backend, str):
+            from accord.backends import backend as resolve
+
+            self._backend = resolve(self._backend)
+        return self._backend
+
+    def _system_prompt(self) -> str:
+        if self.produces is None:
+            return self.instructions
+        schema = json.dumps(self.produces.model_json_schema(), separators=(",", ":"))
+        fmt = (
+            f"Reply with one JSON object that matches this JSON schema, and nothing else:\n{schema}"
+        )
+        return f"{self.instructions}\n\n{fmt}" if self.instructions else fmt
+
+    def prompt(self, task: str, inputs: tuple[Message, ...], round: int) -> str:
+        """The user prompt for one activation (the task message itself is not shown twice)."""
+        shown = [
+            {"sender": m.sender, "text": m.text, "round": m.round} for m in inputs if m.sender != "task"
+        ]
+        return self.template.render(task=task, messages=shown, round=round, name=self.name, **self.variables)
+
+    def _conversation(self, ctx: ActivationContext) -> list[ChatMessage]:
+        chat: list[ChatMessage] = []
+        if self._system:
+            chat.append(ChatMessage(role="system", content=self._system))
+        if self.memory:
+            for i, (inputs, output) in enumerate(ctx.history):
+                chat.append(ChatMessage(role="user", content=self.prompt(ctx.task, inputs, i)))
+                chat.append(ChatMessage(role="assistant", content=output.text))
+        chat.append(ChatMessage(role="user", content=self.prompt(ctx.task, ctx.inputs, ctx.round)))
+        return chat
+
+    def request(self, ctx: ActivationContext, chat: list[ChatMessage]) -> Request:
+        schema = self.produces.model_json_schema() if self.produces is not None else None
+        return Request(
+            messages=tuple(chat),
+            response_schema=schema,
+            schema_name=self.produces.__name__ if self.produces is not None else None,
+            agent=self.name,
+            round=ctx.round,
+            run_id=ctx.run_id,
+            **self._options,
+        )
+
+    async def __call__(self, ctx: ActivationContext) -> NodeOutput:
+        chat = self._conversation(ctx)
+        backend = self.backend
+        if self.produces is None:
+            completion = await ctx.complete(self.request(ctx, chat), backend)
+            return NodeOutput(text=completion.text)
+        raws: list[str] = []
+        errors: list[str] = []
+        for _attempt in range(self.reasks + 1):
+            completion = await ctx.complete(self.request(ctx, chat), backend)
+            raw = completion.text
+            raws.append(raw)
+            try:
+                payload = parse_payload(raw, self.produces)
+            except ValueError as exc:
+                errors.append(str(exc))
+                chat = [
+                    *chat,
+                    ChatMessage(role="assistant", content=raw[:4000]),
+                    ChatMessage(
+                        role="user",
+                        content=f"Your reply could not be used: {exc}. Reply again with only one JSON "
+                        "object that matches the schema.",
+                    ),
+                ]
+                continue
+            return NodeOutput(text=payload.as_text(), payload=payload)
+        raise OutputValidationError(
+            f"agent {self.name!r} did not produce a valid {self.produces.__name__} in "
+            f"{len(raws)} attempts; last problem: {errors[-1]}. Check its instructions, use a "
+            "backend with structured output, or raise reasks.",
+            agent=self.name,
+            raw=raws[-1][:MAX_OUTPUT_CHARS],
+            errors=tuple(errors),
+            attempts=len(raws),
+            raw_outputs=tuple(r[:MAX_OUTPUT_CHARS] for r in raws),
+        )
+
+    def __repr__(self) -> str:
+        out = self.produces.__name__ if self.produces is not None else "str"
+        return f"{type(self).__name__}({self.name!r}, output={out})"

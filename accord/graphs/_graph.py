@@ -1,0 +1,436 @@
+"""Graph: agents and steps as nodes of a ``networkx.DiGraph``, validated before anything runs.
+
+Build a graph with :meth:`Graph.add` and :meth:`Graph.connect`, then ``await graph.run(task)``.
+Entry nodes are those with no incoming edge unless set with :meth:`Graph.set_entry`; exit nodes
+(whose messages are the run's output) are those with no outgoing edge unless set with
+:meth:`Graph.set_exit`. A loop is a back edge with an exit condition (``when=``) or a bound
+(``max_rounds=``).
+
+Example::
+
+    g = accord.Graph("review")
+    g.add(accord.Solver("solver"), accord.Critic("critic"))
+    g.connect("solver", "critic")
+    g.connect("critic", "solver", when=lambda m: not m.payload.approved, max_rounds=3)
+    g.set_exit("solver")
+    result = await g.run("write a haiku about rain", backend=accord.backend("openai:gpt-4o-mini"))
+
+Caveat: validation runs before every run; a graph that fails it makes no model call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from accord.backends.base import Backend
+from accord.errors import ConfigError, GraphError
+from accord.messages import Message, Payload
+from accord.runtime._node import ActivationContext, Node, NodeOutput
+from accord.runtime._plan import EdgeSpec, Plan, back_edges
+from accord.runtime._scheduler import ActivationCache, EventSink, execute
+from accord.runtime.result import RunResult
+from accord.runtime.termination import Condition
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["Graph", "Edge", "Subgraph"]
+
+NodeLike = Any  # a Node, or a Graph (wrapped as a Subgraph)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """An edge as the user declared it."""
+
+    src: str
+    dst: str
+    when: Callable[[Message], bool] | None = None
+    max_rounds: int | None = None
+
+
+def _name_of(x: str | NodeLike) -> str:
+    return x if isinstance(x, str) else str(getattr(x, "name", x))
+
+
+def _type_name(t: type[Payload] | None) -> str:
+    return t.__name__ if t is not None else "text"
+
+
+class Graph:
+    """A workflow of nodes (agents, steps, subgraphs) and the edges messages travel along."""
+
+    def __init__(self, name: str = "graph") -> None:
+        self.name = name
+        self._nodes: dict[str, Node] = {}
+        self._edges: list[Edge] = []
+        self._entries: tuple[str, ...] | None = None
+        self._exits: tuple[str, ...] | None = None
+        self._duplicates: list[str] = []
+        self._plan: Plan | None = None
+
+    # ------------------------------------------------------------------ building
+
+    def add(self, *nodes: NodeLike) -> Graph:
+        """Add nodes (agents, steps, or whole graphs, which become subgraph nodes)."""
+        for node in nodes:
+            if isinstance(node, Graph):
+                node = Subgraph(node)
+            if not isinstance(node, Node):
+                raise ConfigError(
+                    f"{node!r} is not a node: add an accord.Agent, a function decorated with "
+                    "@accord.step, or an accord.Graph."
+                )
+            if node.name in self._nodes:
+                self._duplicates.append(node.name)
+            else:
+                self._nodes[node.name] = node
+        self._plan = None
+        return self
+
+    def connect(
+        self,
+        src: str | NodeLike,
+        dst: str | NodeLike,
+        *,
+        when: Callable[[Message], bool] | None = None,
+        max_rounds: int | None = None,
+    ) -> Graph:
+        """Send ``src``'s messages to ``dst``.
+
+        Args:
+            src, dst: node names or nodes.
+            when: deliver only the messages for which this returns True (an exit condition).
+            max_rounds: deliver only while ``dst`` has run fewer than this many times (a bound).
+        """
+        if max_rounds is not None and max_rounds < 1:
+            raise ConfigError(f"connect({_name_of(src)!r}, {_name_of(dst)!r}): max_rounds must be 1 or more.")
+        self._edges.append(Edge(_name_of(src), _name_of(dst), when, max_rounds))
+        self._plan = None
+        return self
+
+    def set_entry(self, *names: str | NodeLike) -> Graph:
+        """Name the nodes that receive the task (default: nodes with no incoming edge)."""
+        self._entries = tuple(_name_of(n) for n in names)
+        self._plan = None
+        return self
+
+    def set_exit(self, *names: str | NodeLike) -> Graph:
+        """Name the nodes whose messages are the output (default: nodes with no outgoing edge)."""
+        self._exits = tuple(_name_of(n) for n in names)
+        self._plan = None
+        return self
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def nodes(self) -> dict[str, Node]:
+        """The nodes by name, in the order they were added."""
+        return dict(self._nodes)
+
+    @property
+    def edges(self) -> list[Edge]:
+        return list(self._edges)
+
+    @property
+    def entries(self) -> tuple[str, ...]:
+        if self._entries is not None:
+            return self._entries
+        targets = {e.dst for e in self._edges}
+        return tuple(n for n in self._nodes if n not in targets)
+
+    @property
+    def exits(self) -> tuple[str, ...]:
+        if self._exits is not None:
+            return self._exits
+        sources = {e.src for e in self._edges}
+        return tuple(n for n in self._nodes if n not in sources)
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A ``networkx.DiGraph`` of the graph (node attribute ``node``, edge attributes
+        ``when`` and ``max_rounds``)."""
+        import networkx as nx
+
+        g = nx.DiGraph(name=self.name)
+        for name, node in self._nodes.items():
+            g.add_node(name, node=node)
+        for e in self._edges:
+            g.add_edge(e.src, e.dst, when=e.when, max_rounds=e.max_rounds)
+        return g
+
+    def structure_hash(self) -> str:
+        """A hash of the graph's structure (names, node kinds and types, edges and bounds)."""
+        h = hashlib.sha256(self.name.encode())
+        for name, node in self._nodes.items():
+            h.update(f"|n:{name}:{type(node).__name__}:{_type_name(node.produces)}:{node.join}".encode())
+        for e in self._edges:
+            h.update(f"|e:{e.src}>{e.dst}:{e.when is not None}:{e.max_rounds}".encode())
+        h.update(f"|in:{self.entries}|out:{self.exits}".encode())
+        return h.hexdigest()[:16]
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self) -> None:
+        """Check the graph; raise one :class:`GraphError` listing every problem found."""
+        self._compile()
+
+    def _problems(self) -> tuple[list[str], list[str]]:
+        problems: list[str] = []
+        named: list[str] = []
+        nodes = self._nodes
+        for name in dict.fromkeys(self._duplicates):
+            problems.append(f"two nodes are named {name!r}. Give each node a unique name.")
+            named.append(name)
+        if not nodes:
+            return [*problems, f"graph {self.name!r} has no nodes. Add some with graph.add(...)."], named
+        for e in self._edges:
+            for end in (e.src, e.dst):
+                if end not in nodes:
+                    problems.append(
+                        f"edge {e.src!r} -> {e.dst!r} names {end!r}, which is not a node of the graph. "
+                        f"Add it (graph.add(...)) or fix the name."
+                    )
+                    named.append(end)
+        edges = [e for e in self._edges if e.src in nodes and e.dst in nodes]
+        entries, exits = self.entries, self.exits
+        for label, chosen in (("entry", self._entries), ("exit", self._exits)):
+            for n in chosen or ():
+                if n not in nodes:
+                    problems.append(f"{label} node {n!r} is not a node of the graph.")
+                    named.append(n)
+        if not entries:
+            problems.append(
+                "the graph has no entry: every node has an incoming edge, so none would receive the "
+                "task. Name one with graph.set_entry(...)."
+            )
+        if not exits:
+            problems.append(
+                "the graph has no exit: every node has an outgoing edge. Name the node whose message "
+                "is the answer with graph.set_exit(...)."
+            )
+        succ: dict[str, list[str]] = {n: [] for n in nodes}
+        for e in edges:
+            succ[e.src].append(e.dst)
+        seen: set[str] = set()
+        todo = [n for n in entries if n in nodes]
+        while todo:
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo.extend(succ[n])
+        if entries:
+            for n in nodes:
+                if n not in seen:
+                    problems.append(
+                        f"node {n!r} cannot be reached from an entry ({', '.join(map(repr, entries))}), "
+                        f"so it would never receive a message. Connect it (graph.connect(..., {n!r})) "
+                        "or remove it."
+                    )
+                    named.append(n)
+        if self._exits is not None:
+            for n in nodes:
+                if not succ[n] and n not in exits:
+                    problems.append(
+                        f"node {n!r} has no outgoing edge and is not an exit, so its message would go "
+                        f"nowhere. Connect it (graph.connect({n!r}, ...)) or add it to set_exit(...)."
+                    )
+                    named.append(n)
+        import networkx as nx  # imported on first validation: keeps `import accord` light
+
+        free = nx.DiGraph()
+        free.add_edges_from((e.src, e.dst) for e in edges if e.when is None and e.max_rounds is None)
+        for component in nx.strongly_connected_components(free):
+            if len(component) > 1 or any(free.has_edge(n, n) for n in component):
+                cycle = nx.find_cycle(free.subgraph(component))
+                path = " -> ".join([cycle[0][0], *(v for _, v in cycle)])
+                problems.append(
+                    f"cycle without exit condition: {path}. Give one of its edges a condition "
+                    "(connect(..., when=...)) or a bound (connect(..., max_rounds=N))."
+                )
+                named.extend(u for u, _ in cycle)
+        for e in edges:
+            producer, consumer = nodes[e.src], nodes[e.dst]
+            accepts = consumer.accepts
+            if accepts is None:
+                continue
+            produced = producer.produces
+            if produced is None or not issubclass(produced, accepts):
+                want = " or ".join(t.__name__ for t in accepts)
+                problems.append(
+                    f"edge {e.src!r} -> {e.dst!r}: {e.src!r} produces {_type_name(produced)} but "
+                    f"{e.dst!r} accepts only {want}. Connect a node that produces {want}, or change "
+                    f"what {e.dst!r} accepts."
+                )
+                named.extend((e.src, e.dst))
+        for n in entries:
+            if n in nodes and nodes[n].accepts is not None:
+                want = " or ".join(t.__name__ for t in nodes[n].accepts or ())
+                problems.append(
+                    f"entry node {n!r} accepts only {want}, but an entry receives the task text. Put a "
+                    f"node that produces {want} before it."
+                )
+                named.append(n)
+        return problems, named
+
+    def _compile(self) -> Plan:
+        if self._plan is not None:
+            return self._plan
+        problems, named = self._problems()
+        if problems:
+            if len(problems) == 1:
+                message = problems[0]
+            else:
+                message = f"graph {self.name!r} is invalid ({len(problems)} problems):\n" + "\n".join(
+                    f"- {p}" for p in problems
+                )
+            raise GraphError(message, nodes=tuple(dict.fromkeys(named)), problems=tuple(problems))
+        order = tuple(self._nodes)
+        entries = self.entries
+        succ: dict[str, list[str]] = {n: [] for n in order}
+        for e in self._edges:
+            succ[e.src].append(e.dst)
+        back = back_edges(order, entries, succ)
+        out: dict[str, list[EdgeSpec]] = {n: [] for n in order}
+        fwd: dict[str, list[str]] = {n: [] for n in order}
+        bck: dict[str, list[str]] = {n: [] for n in order}
+        for e in self._edges:
+            is_back = (e.src, e.dst) in back
+            out[e.src].append(EdgeSpec(e.src, e.dst, e.when, e.max_rounds, is_back))
+            (bck if is_back else fwd)[e.dst].append(e.src)
+        self._plan = Plan(
+            name=self.name,
+            order=order,
+            nodes=dict(self._nodes),
+            entries=entries,
+            exits=frozenset(self.exits),
+            out_edges={n: tuple(v) for n, v in out.items()},
+            forward_preds={n: tuple(dict.fromkeys(v)) for n, v in fwd.items()},
+            back_preds={n: tuple(dict.fromkeys(v)) for n, v in bck.items()},
+            index={n: i for i, n in enumerate(order)},
+        )
+        return self._plan
+
+    # ------------------------------------------------------------------ running
+
+    async def run(
+        self,
+        task: str,
+        backend: Backend | str | None = None,
+        *,
+        until: Condition | None = None,
+        max_steps: int = 50,
+        run_id: str | None = None,
+        on_event: EventSink | None = None,
+        stream_tokens: bool = False,
+        cache: ActivationCache | None = None,
+    ) -> RunResult:
+        """Run the graph on ``task``.
+
+        Args:
+            task: the task text every entry node receives.
+            backend: the default backend (or ``"provider:model"`` name) for agents that have none.
+            until: a termination condition (``MaxSteps(20) | TokenBudget(5000)``); when it fires
+                the run stops with status ``"stopped"``.
+            max_steps: the safety limit on activations; reaching it raises ``StepLimitError``.
+            run_id: the run's id (default: a new random id).
+            on_event: called with every event (see :mod:`accord.runtime.events`).
+            stream_tokens: stream model replies as ``token`` events (needs ``on_event``).
+
+        Raises:
+            GraphError: the graph is invalid (nothing ran).
+            RunError: a node failed; ``err.result`` holds the partial result.
+        """
+        if not isinstance(task, str):
+            raise ConfigError(f"the task must be a string, not {type(task).__name__}.")
+        if max_steps < 1:
+            raise ConfigError(f"max_steps must be 1 or more, not {max_steps}.")
+        plan = self._compile()
+        if isinstance(backend, str):
+            from accord.backends import backend as resolve
+
+            backend = resolve(backend)
+        return await execute(
+            plan,
+            task,
+            run_id=run_id or uuid.uuid4().hex[:16],
+            default_backend=backend,
+            until=until,
+            max_steps=max_steps,
+            sink=on_event,
+            wants_tokens=stream_tokens,
+            cache=cache,
+        )
+
+    def run_sync(self, task: str, backend: Backend | str | None = None, **options: Any) -> RunResult:
+        """:meth:`run` for code without an event loop (scripts, notebooks without await)."""
+        return asyncio.run(self.run(task, backend, **options))
+
+    async def stream(
+        self, task: str, backend: Backend | str | None = None, *, tokens: bool = True, **options: Any
+    ) -> AsyncIterator[Any]:
+        """Run the graph and yield its events as they happen, ending with ``run_finished``.
+
+        Leaving the loop early cancels the run. A failed run raises after its last event.
+        """
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        done = object()
+        runner = asyncio.create_task(
+            self.run(task, backend, on_event=queue.put_nowait, stream_tokens=tokens, **options)
+        )
+        runner.add_done_callback(lambda _: queue.put_nowait(done))
+        try:
+            while True:
+                item = await queue.get()
+                if item is done:
+                    break
+                yield item
+            runner.result()
+        finally:
+            if not runner.done():
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
+
+    # ------------------------------------------------------------------ drawing
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart."""
+        from accord.graphs._export import to_mermaid
+
+        return to_mermaid(self)
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz DOT."""
+        from accord.graphs._export import to_dot
+
+        return to_dot(self)
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, nodes={list(self._nodes)}, edges={len(self._edges)})"
+
+
+class Subgraph:
+    """A graph used as one node of another graph: it runs on its inputs' text as its task."""
+
+    def __init__(self, graph: Graph, *, name: str | None = None, timeout: float | None = None) -> None:
+        self.graph = graph
+        self.name = name or graph.name
+        self.join: Any = "all"
+        self.timeout = timeout
+        self.accepts: tuple[type[Payload], ...] | None = None
+        produced = {graph.nodes[n].produces for n in graph.exits if n in graph.nodes}
+        self.produces: type[Payload] | None = produced.pop() if len(produced) == 1 else None
+
+    async def __call__(self, ctx: ActivationContext) -> NodeOutput:
+        texts = [m.text for m in ctx.inputs]
+        result = await self.graph.run("\n\n".join(texts), ctx.default_backend, run_id=f"{ctx.activation_id}/sub")
+        ctx.usage = ctx.usage + result.usage
+        ctx._run.add_usage(self.name, result.usage)
+        out = result.output
+        if out is None:
+            return NodeOutput(text="")
+        return NodeOutput(text=out.text, payload=out.payload)

@@ -1,0 +1,151 @@
+"""Prompt templates: the built-in role templates (``*.j2`` beside this file) and user templates.
+
+Templates render in jinja2's immutable ``SandboxedEnvironment`` with ``StrictUndefined``: a missing
+variable is a :class:`~accord.errors.TemplateError` naming the template and the variable, and an
+attempt to reach unsafe attributes (``__class__``, ``mro``...) is a
+:class:`~accord.errors.TemplateSecurityError`.
+
+Caveat: template *source* must come from the program, never from users or models. Text from users
+and other agents enters only as variables, where it is never evaluated (``{{ }}`` inside a variable
+renders literally).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from accord.errors import TemplateError, TemplateSecurityError
+
+__all__ = ["Template", "render", "BUILTIN_TEMPLATES"]
+
+BUILTIN_TEMPLATES = (
+    "agent",
+    "planner",
+    "solver",
+    "critic",
+    "verifier",
+    "judge",
+    "debater",
+    "aggregator",
+)
+"""Names of the templates that ship with accord (``accord/prompts/NAME.j2``)."""
+
+_UNDEFINED = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
+
+
+class _BuiltinLoader(jinja2.BaseLoader):
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        try:
+            source = resources.files("accord.prompts").joinpath(template).read_text("utf-8")
+        except (FileNotFoundError, OSError):
+            raise jinja2.TemplateNotFound(template) from None
+        return source, template, lambda: True
+
+
+@lru_cache(maxsize=1)
+def _environment() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        loader=_BuiltinLoader(),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+        trim_blocks=False,
+    )
+
+
+class Template:
+    """A compiled prompt template.
+
+    Build one with :meth:`builtin` (a role template shipped with accord), :meth:`from_string`
+    (source written in your program) or :meth:`from_file`.
+
+    Example::
+
+        t = Template.from_string("Summarise for {{ audience }}:\\n{{ task }}", name="summary")
+        t.render(task="...", audience="children")
+    """
+
+    __slots__ = ("name", "_template")
+
+    def __init__(self, template: jinja2.Template, name: str) -> None:
+        self.name = name
+        self._template = template
+
+    @classmethod
+    def builtin(cls, name: str) -> Template:
+        """A template shipped with accord (see :data:`BUILTIN_TEMPLATES`)."""
+        return _builtin(name)
+
+    @classmethod
+    def from_string(cls, source: str, *, name: str = "<string>") -> Template:
+        """Compile template source written in your program (never text from users or models)."""
+        try:
+            return cls(_environment().from_string(source), name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"template {name!r} has a syntax error on line {exc.lineno}: {exc.message}. Fix the "
+                "template source.",
+                template=name,
+            ) from exc
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Template:
+        """Compile a template file (``.j2`` or any text file)."""
+        p = Path(path)
+        try:
+            source = p.read_text("utf-8")
+        except OSError as exc:
+            raise TemplateError(
+                f"cannot read template file {str(p)!r}: {exc.strerror}. Check the path.", template=str(p)
+            ) from exc
+        return cls.from_string(source, name=str(p))
+
+    def render(self, **variables: Any) -> str:
+        """Render with the given variables.
+
+        Raises:
+            TemplateError: a variable the template uses was not given.
+            TemplateSecurityError: the template tried to reach something the sandbox forbids.
+        """
+        try:
+            return self._template.render(**variables)
+        except SecurityError as exc:
+            raise TemplateSecurityError(
+                f"template {self.name!r} tried an unsafe operation ({exc}); templates may only read "
+                "the variables they are given.",
+                template=self.name,
+            ) from exc
+        except jinja2.UndefinedError as exc:
+            match = _UNDEFINED.search(str(exc))
+            variable = next((g for g in match.groups() if g), None) if match else None
+            given = ", ".join(sorted(variables)) or "none"
+            raise TemplateError(
+                f"template {self.name!r} needs the variable {variable!r}, which was not given "
+                f"(given: {given}). Pass it, or remove it from the template.",
+                template=self.name,
+                variable=variable,
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"Template({self.name!r})"
+
+
+@lru_cache(maxsize=None)
+def _builtin(name: str) -> Template:
+    if name not in BUILTIN_TEMPLATES:
+        known = ", ".join(BUILTIN_TEMPLATES)
+        raise TemplateError(f"no built-in template named {name!r}. Built-in templates: {known}.", template=name)
+    return Template(_environment().get_template(f"{name}.j2"), name)
+
+
+def render(template: str | Template, /, **variables: Any) -> str:
+    """Render a built-in template by name, or a :class:`Template`, with ``variables``."""
+    t = template if isinstance(template, Template) else Template.builtin(template)
+    return t.render(**variables)

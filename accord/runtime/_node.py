@@ -1,0 +1,160 @@
+"""What the scheduler needs from a node, and what a node gets while it runs.
+
+A node is anything with a ``name``, a join policy, declared ``accepts``/``produces`` payload types,
+an optional ``timeout``, and ``async __call__(ctx) -> NodeOutput``. Agents, steps and subgraphs
+implement it. A node makes model calls only through :meth:`ActivationContext.complete`, which is
+where budgets are checked, usage is counted and tokens are streamed as events.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+from accord.backends.base import Backend, Choice, Completion, Request
+from accord.errors import ConfigError
+from accord.messages import Message, Payload, Usage
+
+if TYPE_CHECKING:
+    from accord.runtime._scheduler import _Run
+
+__all__ = ["Node", "NodeOutput", "ActivationContext", "report_retry", "current_context"]
+
+Join = Literal["all", "any"]
+
+
+@dataclass(slots=True)
+class NodeOutput:
+    """What one activation of a node returns; the scheduler turns it into a :class:`Message`."""
+
+    text: str
+    payload: Payload | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Node(Protocol):
+    """A node of a graph (see module docstring)."""
+
+    name: str
+    join: Join
+    accepts: tuple[type[Payload], ...] | None
+    """Payload types the node reads (None: anything, text included)."""
+    produces: type[Payload] | None
+    """Payload type of its messages (None: plain text)."""
+    timeout: float | None
+
+    async def __call__(self, ctx: ActivationContext) -> NodeOutput: ...
+
+
+_current: contextvars.ContextVar[ActivationContext | None] = contextvars.ContextVar("accord_activation", default=None)
+
+
+def current_context() -> ActivationContext | None:
+    """The activation running in this task, if any (backends use it to report retries)."""
+    return _current.get()
+
+
+def report_retry(*, attempt: int, delay_s: float, error: str, status_code: int | None = None) -> None:
+    """Tell the running graph that a model call will be retried (emits a ``retry`` event).
+
+    Backends call this from their retry layer; outside a graph run it does nothing.
+    """
+    ctx = _current.get()
+    if ctx is not None:
+        ctx._run.on_retry(ctx, attempt, delay_s, error, status_code)
+
+
+class ActivationContext:
+    """One activation of one node: its inputs, its own earlier rounds, and the gate to models."""
+
+    __slots__ = ("_run", "node", "round", "inputs", "history", "activation_id", "usage", "started_at")
+
+    def __init__(
+        self,
+        run: _Run,
+        node: str,
+        round: int,
+        inputs: tuple[Message, ...],
+        history: Sequence[tuple[tuple[Message, ...], Message]],
+        activation_id: str,
+    ) -> None:
+        self._run = run
+        self.node = node
+        self.round = round
+        self.inputs = inputs
+        """Messages that triggered this activation (the task message for an entry's round 0)."""
+        self.history = history
+        """This node's earlier rounds in this run: (inputs, output) pairs, oldest first."""
+        self.activation_id = activation_id
+        self.usage = Usage()
+        """What this activation's model calls cost so far."""
+        self.started_at = time.time()
+
+    @property
+    def run_id(self) -> str:
+        return self._run.run_id
+
+    @property
+    def task(self) -> str:
+        """The run's task text."""
+        return self._run.task
+
+    @property
+    def default_backend(self) -> Backend | None:
+        """The backend given to ``graph.run(backend=...)``, for nodes that have none."""
+        return self._run.default_backend
+
+    def resolve_backend(self, backend: Backend | None) -> Backend:
+        found = backend or self._run.default_backend
+        if found is None:
+            raise ConfigError(
+                f"node {self.node!r} needs a model but has no backend. Give it one "
+                f"(Agent({self.node!r}, backend=accord.backend('openai:gpt-4o-mini'))) or pass a "
+                "default to graph.run(task, backend=...)."
+            )
+        return found
+
+    async def complete(self, request: Request, backend: Backend | None = None) -> Completion:
+        """Make one model call through the run: budgets first, then the call, then usage.
+
+        Streams the reply as ``token`` events when someone listens for them.
+
+        Raises:
+            ConfigError: no backend for this node.
+        """
+        chosen = self.resolve_backend(backend)
+        run = self._run
+        run.check_budget(request)
+        if run.wants_tokens and chosen.capabilities.streaming and request.n == 1:
+            completion = await self._stream(chosen, request)
+        else:
+            completion = await chosen.complete(request)
+        usage = completion.usage if completion.usage.requests else completion.usage + Usage(requests=1)
+        self.usage = self.usage + usage
+        run.add_usage(self.node, usage)
+        return completion
+
+    async def _stream(self, backend: Backend, request: Request) -> Completion:
+        parts: list[str] = []
+        usage: Usage | None = None
+        finish: str | None = None
+        started = time.perf_counter()
+        async for delta in backend.stream(request):
+            if delta.text:
+                parts.append(delta.text)
+                self._run.on_token(self, delta.text)
+            if delta.finish_reason is not None:
+                finish = delta.finish_reason
+            if delta.usage is not None:
+                usage = delta.usage
+        text = "".join(parts)
+        return Completion(
+            choices=(Choice(text=text, finish_reason=finish),),
+            usage=usage or Usage(requests=1),
+            model=backend.name,
+            latency_s=time.perf_counter() - started,
+        )

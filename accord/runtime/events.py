@@ -1,0 +1,111 @@
+"""Typed run events, as ``graph.stream()`` yields them and the run store records them.
+
+Every event is a frozen pydantic model with a ``kind`` tag, so a list of them validates as the
+discriminated union :data:`Event`. Order: ``run_started``, then per activation
+``activation_started``, any ``token``/``retry`` events, ``message``, ``activation_finished``, and
+finally ``run_finished``. Caveat: events of concurrent activations interleave in real time; the
+transcript (``RunResult.transcript``) is the timing-independent order.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from accord.messages import Message, Usage
+
+__all__ = [
+    "RunStarted",
+    "ActivationStarted",
+    "TokenEvent",
+    "MessageEvent",
+    "ActivationFinished",
+    "RetryEvent",
+    "RunFinished",
+    "Event",
+]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    at: float
+    """Unix time the event happened."""
+
+
+class RunStarted(_Event):
+    """A run began."""
+
+    kind: Literal["run_started"] = "run_started"
+    graph: str
+    task: str
+
+
+class ActivationStarted(_Event):
+    """A node started one activation (one round) with these input messages."""
+
+    kind: Literal["activation_started"] = "activation_started"
+    node: str
+    round: int
+    activation_id: str
+    inputs: tuple[str, ...]
+
+
+class TokenEvent(_Event):
+    """A chunk of text streamed by a model while a node runs."""
+
+    kind: Literal["token"] = "token"
+    node: str
+    round: int
+    text: str
+
+
+class MessageEvent(_Event):
+    """A node produced its message."""
+
+    kind: Literal["message"] = "message"
+    message: Message
+
+
+class ActivationFinished(_Event):
+    """An activation finished; ``usage`` is what its model calls cost."""
+
+    kind: Literal["activation_finished"] = "activation_finished"
+    node: str
+    round: int
+    activation_id: str
+    duration_s: float
+    usage: Usage
+    cached: bool = False
+    """True when the output came from the run store (a resumed run) rather than a new call."""
+
+
+class RetryEvent(_Event):
+    """A model call failed and will be tried again after ``delay_s``."""
+
+    kind: Literal["retry"] = "retry"
+    node: str
+    round: int
+    attempt: int
+    delay_s: float
+    error: str
+    status_code: int | None = None
+
+
+class RunFinished(_Event):
+    """The run ended (``status``: completed, stopped, failed or cancelled)."""
+
+    kind: Literal["run_finished"] = "run_finished"
+    status: str
+    stop_reason: str | None = None
+    usage: Usage
+    duration_s: float
+
+
+Event = Annotated[
+    RunStarted | ActivationStarted | TokenEvent | MessageEvent | ActivationFinished | RetryEvent | RunFinished,
+    Field(discriminator="kind"),
+]
+"""Any run event (a discriminated union on ``kind``)."""
