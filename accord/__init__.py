@@ -10,7 +10,18 @@ a merge needs them.
 
 from __future__ import annotations
 
-from accord.agents import Agent, Aggregator, Critic, Debater, Judge, Planner, Solver, Step, Verifier, step
+from accord.agents import (
+    Agent,
+    Aggregator,
+    Critic,
+    Debater,
+    Judge,
+    Planner,
+    Solver,
+    Step,
+    Verifier,
+    step,
+)
 from accord.backends import Backend, backend, default_model
 from accord.errors import (
     AccordError,

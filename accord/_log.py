@@ -34,10 +34,14 @@ class Logger:
         if _structlog_configured():
             import structlog
 
-            getattr(structlog.get_logger(self.name), logging.getLevelName(level).lower())(event, **kw)
+            getattr(structlog.get_logger(self.name), logging.getLevelName(level).lower())(
+                event, **kw
+            )
         elif self._std.isEnabledFor(level):
             fields = " ".join(f"{k}={v!r}" for k, v in kw.items())
-            self._std.log(level, "%s %s", event, fields, extra={"accord_event": event, "accord_fields": kw})
+            self._std.log(
+                level, "%s %s", event, fields, extra={"accord_event": event, "accord_fields": kw}
+            )
 
     def debug(self, event: str, **kw: Any) -> None:
         self._emit(logging.DEBUG, event, kw)

@@ -99,7 +99,9 @@ class UsageError(AccordError):
 class GraphError(UsageError):
     """A graph failed validation. ``problems`` lists every problem found, ``nodes`` the nodes named."""
 
-    def __init__(self, message: str, *, nodes: tuple[str, ...] = (), problems: tuple[str, ...] = ()):
+    def __init__(
+        self, message: str, *, nodes: tuple[str, ...] = (), problems: tuple[str, ...] = ()
+    ):
         super().__init__(message)
         self.nodes = nodes
         self.problems = problems or (message,)
@@ -239,7 +241,9 @@ class StreamInterruptedError(ProviderError):
 class TruncatedOutputError(ProviderError):
     """The output stopped early (``finish_reason`` "length", or none at all)."""
 
-    def __init__(self, message: str, *, partial_text: str = "", finish_reason: str | None = None, **kw: Any):
+    def __init__(
+        self, message: str, *, partial_text: str = "", finish_reason: str | None = None, **kw: Any
+    ):
         super().__init__(message, **kw)
         self.partial_text = partial_text
         self.finish_reason = finish_reason
@@ -320,7 +324,9 @@ class StoreError(RunError):
 class StoreCorruptError(StoreError):
     """The store file or one of its records is damaged."""
 
-    def __init__(self, message: str, *, path: str = "", run_id: str | None = None, record: str | None = None):
+    def __init__(
+        self, message: str, *, path: str = "", run_id: str | None = None, record: str | None = None
+    ):
         super().__init__(message)
         self.path = path
         self.run_id = run_id

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from accord._fast import construct
 from accord.errors import StoreDecodeError
 
 __all__ = [
@@ -53,7 +54,8 @@ class Usage(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage.model_construct(
+        return construct(
+            Usage,
             requests=self.requests + other.requests,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
@@ -160,7 +162,9 @@ class Verdict(Payload):
     """Why, most important first; for a rejection, what to fix."""
 
     def as_text(self) -> str:
-        return ("Accepted." if self.accepted else "Rejected.") + "".join(f"\n- {r}" for r in self.reasons)
+        return ("Accepted." if self.accepted else "Rejected.") + "".join(
+            f"\n- {r}" for r in self.reasons
+        )
 
 
 class Answer(Payload):
@@ -228,7 +232,9 @@ class Message(BaseModel):
             data = dict(value)
             kind = data.pop("kind", None)
             if not isinstance(kind, str):
-                raise StoreDecodeError("a stored payload has no 'kind' field; it was not written by accord")
+                raise StoreDecodeError(
+                    "a stored payload has no 'kind' field; it was not written by accord"
+                )
             return payload_class(kind).model_validate(data)
         return value
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import contextmanager
 from typing import Any
 
+from accord._fast import construct
 from accord.backends import _guard
 from accord.backends.base import Capabilities, Choice, Completion, Delta, Request
 from accord.errors import ScriptExhaustedError
@@ -40,8 +41,11 @@ def estimate_tokens(text: str) -> int:
 
 def _completion_for(request: Request, text: str, model: str) -> Completion:
     prompt = sum(estimate_tokens(m.content) for m in request.messages)
-    usage = Usage(requests=1, prompt_tokens=prompt, completion_tokens=estimate_tokens(text))
-    return Completion(choices=(Choice(text=text),), usage=usage, model=model)
+    usage = construct(
+        Usage, requests=1, prompt_tokens=prompt, completion_tokens=estimate_tokens(text), cost=0.0
+    )
+    choice = construct(Choice, text=text, finish_reason="stop", logprobs=None)
+    return construct(Completion, choices=(choice,), usage=usage, model=model, latency_s=0.0)
 
 
 async def _stream_completion(completion: Completion) -> AsyncIterator[Delta]:
@@ -68,7 +72,9 @@ class ScriptedBackend:
 
     capabilities = Capabilities(streaming=True, structured_output=False, n=False)
 
-    def __init__(self, replies: Mapping[str, Sequence[Reply]], *, delay: float = 0.0, name: str = "scripted") -> None:
+    def __init__(
+        self, replies: Mapping[str, Sequence[Reply]], *, delay: float = 0.0, name: str = "scripted"
+    ) -> None:
         self.name = name
         self._replies = {agent: list(r) for agent, r in replies.items()}
         self._next: dict[str, int] = {}
@@ -182,11 +188,3 @@ def forbid_real_backends() -> Iterator[None]:
         yield
     finally:
         _guard.set_forbidden(previous)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ReplayBackend":
-        from accord.store.replay import ReplayBackend
-
-        return ReplayBackend
-    raise AttributeError(f"module 'accord.testing' has no attribute {name!r}")

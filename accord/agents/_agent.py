@@ -18,13 +18,14 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
+from accord._fast import construct
 from accord.backends.base import Backend, ChatMessage, Request
 from accord.errors import ConfigError, OutputValidationError
 from accord.messages import Message, Payload
 from accord.prompts import BUILTIN_TEMPLATES, Template
 from accord.runtime._node import ActivationContext, Join, NodeOutput
 
-__all__ = ["Agent", "parse_payload"]
+__all__ = ["Agent", "parse_payload", "format_inputs"]
 
 MAX_OUTPUT_CHARS = 1_000_000
 """Replies longer than this are rejected before parsing (a runaway generation, not an answer)."""
@@ -39,7 +40,9 @@ def parse_payload(raw: str, output: type[Payload]) -> Payload:
         ValueError: the reply is not JSON or does not validate (the message says why).
     """
     if len(raw) > MAX_OUTPUT_CHARS:
-        raise ValueError(f"the reply is {len(raw)} characters long, over the limit of {MAX_OUTPUT_CHARS}")
+        raise ValueError(
+            f"the reply is {len(raw)} characters long, over the limit of {MAX_OUTPUT_CHARS}"
+        )
     text = raw.strip()
     fenced = _FENCE.match(text)
     if fenced:
@@ -53,7 +56,9 @@ def parse_payload(raw: str, output: type[Payload]) -> Payload:
         try:
             data = json.loads(text[start : end + 1])
         except json.JSONDecodeError as exc:
-            raise ValueError(f"the reply is not valid JSON ({exc.msg} at character {exc.pos})") from None
+            raise ValueError(
+                f"the reply is not valid JSON ({exc.msg} at character {exc.pos})"
+            ) from None
     if not isinstance(data, dict):
         raise ValueError(f"the reply is JSON but not an object (got {type(data).__name__})")
     try:
@@ -63,6 +68,18 @@ def parse_payload(raw: str, output: type[Payload]) -> Payload:
             f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
         )
         raise ValueError(f"the JSON does not match {output.__name__}: {problems}") from None
+
+
+def _chat(role: str, content: str) -> ChatMessage:
+    return construct(ChatMessage, role=role, content=content)
+
+
+def format_inputs(messages: list[Message]) -> str:
+    """Other agents' messages as a prompt shows them: each between ``<message>`` markers, so a
+    model can tell data from instructions (and a forged marker inside a text stays visible)."""
+    return "\n".join(
+        f'<message from="{m.sender}" round="{m.round}">\n{m.text}\n</message>' for m in messages
+    )
 
 
 def _template(template: str | Path | Template | None, default: str) -> Template:
@@ -87,8 +104,9 @@ class Agent:
         instructions: the system prompt.
         template: the user-prompt template: a built-in name (``"solver"``), template source
             written in your program, a ``Path`` to a file, or a :class:`~accord.prompts.Template`.
-            Variables: ``task``, ``messages`` (list of ``{sender, text, round}``), ``round``,
-            ``name``, plus ``variables``.
+            Variables: ``task``, ``messages`` (list of ``{sender, text, round}``), ``inputs``
+            (those messages formatted between ``<message>`` markers), ``round``, ``name``, plus
+            ``variables``.
         output: ``str`` for plain text, or a :class:`~accord.messages.Payload` subclass: its JSON
             schema goes to the backend and the reply is parsed and validated.
         memory: see earlier rounds of this run (own prompts and replies) when run again.
@@ -127,7 +145,9 @@ class Agent:
         variables: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or name == "task":
-            raise ConfigError(f"agent name {name!r} is not usable: give a non-empty string other than 'task'.")
+            raise ConfigError(
+                f"agent name {name!r} is not usable: give a non-empty string other than 'task'."
+            )
         out = self.default_output if output is None else output
         if out is not str and not (isinstance(out, type) and issubclass(out, Payload)):
             raise ConfigError(
@@ -147,10 +167,24 @@ class Agent:
         self.reasks = reasks
         self.timeout = timeout
         self.variables = dict(variables or {})
-        self._options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "stop": tuple(stop), "seed": seed}
+        self._options: dict[str, Any] = {
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "stop": tuple(stop),
+            "seed": seed,
+        }
         self.accepts: tuple[type[Payload], ...] | None = None
         self.produces: type[Payload] | None = out if out is not str else None  # type: ignore[assignment]
-        self._system = self._system_prompt()
+        system = self._system_prompt()
+        self._system = (ChatMessage(role="system", content=system),) if system else ()
+        schema = self.produces.model_json_schema() if self.produces is not None else None
+        # Validated once here; each call then builds its Request without re-validating.
+        self._request_fields = Request(
+            messages=(),
+            response_schema=schema,
+            schema_name=self.produces.__name__ if self.produces is not None else None,
+            **self._options,
+        ).__dict__
 
     @property
     def backend(self) -> Backend | None:
@@ -172,32 +206,43 @@ class Agent:
 
     def prompt(self, task: str, inputs: tuple[Message, ...], round: int) -> str:
         """The user prompt for one activation (the task message itself is not shown twice)."""
-        shown = [
-            {"sender": m.sender, "text": m.text, "round": m.round} for m in inputs if m.sender != "task"
-        ]
-        return self.template.render(task=task, messages=shown, round=round, name=self.name, **self.variables)
+        shown = [m for m in inputs if m.sender != "task"]
+        return self.template.render(
+            task=task,
+            messages=[{"sender": m.sender, "text": m.text, "round": m.round} for m in shown],
+            inputs=format_inputs(shown),
+            round=round,
+            name=self.name,
+            **self.variables,
+        )
 
     def _conversation(self, ctx: ActivationContext) -> list[ChatMessage]:
-        chat: list[ChatMessage] = []
-        if self._system:
-            chat.append(ChatMessage(role="system", content=self._system))
+        chat: list[ChatMessage] = list(self._system)
+        memo = ctx.memo
         if self.memory:
             for i, (inputs, output) in enumerate(ctx.history):
-                chat.append(ChatMessage(role="user", content=self.prompt(ctx.task, inputs, i)))
-                chat.append(ChatMessage(role="assistant", content=output.text))
-        chat.append(ChatMessage(role="user", content=self.prompt(ctx.task, ctx.inputs, ctx.round)))
+                earlier = memo.get((self.name, i))
+                if earlier is None:
+                    earlier = _chat("user", self.prompt(ctx.task, inputs, i))
+                chat.append(earlier)
+                chat.append(_chat("assistant", output.text))
+        current = memo[(self.name, ctx.round)] = _chat(
+            "user", self.prompt(ctx.task, ctx.inputs, ctx.round)
+        )
+        chat.append(current)
         return chat
 
     def request(self, ctx: ActivationContext, chat: list[ChatMessage]) -> Request:
-        schema = self.produces.model_json_schema() if self.produces is not None else None
-        return Request(
-            messages=tuple(chat),
-            response_schema=schema,
-            schema_name=self.produces.__name__ if self.produces is not None else None,
-            agent=self.name,
-            round=ctx.round,
-            run_id=ctx.run_id,
-            **self._options,
+        """The request for one call of this activation."""
+        return construct(
+            Request,
+            **{
+                **self._request_fields,
+                "messages": tuple(chat),
+                "agent": self.name,
+                "round": ctx.round,
+                "run_id": ctx.run_id,
+            },
         )
 
     async def __call__(self, ctx: ActivationContext) -> NodeOutput:
@@ -218,11 +263,11 @@ class Agent:
                 errors.append(str(exc))
                 chat = [
                     *chat,
-                    ChatMessage(role="assistant", content=raw[:4000]),
-                    ChatMessage(
-                        role="user",
-                        content=f"Your reply could not be used: {exc}. Reply again with only one JSON "
-                        "object that matches the schema.",
+                    _chat("assistant", raw[:4000]),
+                    _chat(
+                        "user",
+                        f"Your reply could not be used: {exc}. Reply again with only one JSON object "
+                        "that matches the schema.",
                     ),
                 ]
                 continue

@@ -52,7 +52,9 @@ class Step:
         try:
             hints = typing.get_type_hints(fn)
         except Exception as exc:
-            raise ConfigError(f"step {self.name!r}: cannot read its type annotations ({exc}).") from exc
+            raise ConfigError(
+                f"step {self.name!r}: cannot read its type annotations ({exc})."
+            ) from exc
         self._params: list[tuple[str, str, type[Payload] | None]] = []
         accepted: list[type[Payload]] = []
         for pname in inspect.signature(fn).parameters:
@@ -65,7 +67,9 @@ class Step:
             else:
                 self._params.append((pname, "text", None))
         text_params = any(kind in ("text", "messages", "ctx") for _, kind, _ in self._params)
-        self.accepts: tuple[type[Payload], ...] | None = tuple(accepted) if accepted and not text_params else None
+        self.accepts: tuple[type[Payload], ...] | None = (
+            tuple(accepted) if accepted and not text_params else None
+        )
         ret = hints.get("return")
         self.produces: type[Payload] | None = _payload_type(ret)
         if ret not in (None, str, type(None)) and self.produces is None:
@@ -92,7 +96,9 @@ class Step:
                         f"step {self.name!r} needs a {ptype.__name__} for parameter {pname!r}, but none "
                         "of its inputs carries one. Connect it to a node that produces "
                         f"{ptype.__name__}.",
-                        node=self.name, got=", ".join(_kinds(inputs)) or "nothing", expected=ptype.__name__,
+                        node=self.name,
+                        got=", ".join(_kinds(inputs)) or "nothing",
+                        expected=ptype.__name__,
                     )
                 args[pname] = found
             else:
@@ -112,7 +118,9 @@ class Step:
                 raise MessageTypeError(
                     f"step {self.name!r} declares {self.produces.__name__} but returned "
                     f"{type(result).__name__}.",
-                    node=self.name, got=type(result).__name__, expected=self.produces.__name__,
+                    node=self.name,
+                    got=type(result).__name__,
+                    expected=self.produces.__name__,
                 )
             return NodeOutput(text=result.as_text(), payload=result)
         if isinstance(result, str) and self.produces is None:
@@ -121,7 +129,9 @@ class Step:
         raise MessageTypeError(
             f"step {self.name!r} returned {type(result).__name__}, but it declares {expected}. Return "
             f"a {expected} (or change the return annotation).",
-            node=self.name, got=type(result).__name__, expected=expected,
+            node=self.name,
+            got=type(result).__name__,
+            expected=expected,
         )
 
     def __repr__(self) -> str:
@@ -135,7 +145,7 @@ def _latest(inputs: tuple[Message, ...], history: Any, ptype: type[Payload]) -> 
     for earlier_inputs, _ in reversed(history):
         for m in reversed(earlier_inputs):
             if isinstance(m.payload, ptype):
-                return typing.cast(Payload, m.payload)
+                return m.payload
     return None
 
 
@@ -149,7 +159,11 @@ def step(fn: Callable[..., Any], /) -> Step: ...
 
 @overload
 def step(
-    *, name: str | None = None, join: Join = "all", timeout: float | None = None, thread: bool = False
+    *,
+    name: str | None = None,
+    join: Join = "all",
+    timeout: float | None = None,
+    thread: bool = False,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 

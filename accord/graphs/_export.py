@@ -56,7 +56,11 @@ def to_mermaid(graph: Graph) -> str:
 def to_dot(graph: Graph) -> str:
     """Graphviz DOT source for ``graph``."""
     entries, exits = set(graph.entries), set(graph.exits)
-    lines = [f'digraph "{_quote(graph.name)}" {{', "    rankdir=TB;", "    node [shape=box, style=rounded];"]
+    lines = [
+        f'digraph "{_quote(graph.name)}" {{',
+        "    rankdir=TB;",
+        "    node [shape=box, style=rounded];",
+    ]
     for name, node in graph.nodes.items():
         attrs = [f'label="{_quote(name)}\\n({type(node).__name__})"']
         if name in entries:

@@ -109,7 +109,9 @@ class Graph:
             max_rounds: deliver only while ``dst`` has run fewer than this many times (a bound).
         """
         if max_rounds is not None and max_rounds < 1:
-            raise ConfigError(f"connect({_name_of(src)!r}, {_name_of(dst)!r}): max_rounds must be 1 or more.")
+            raise ConfigError(
+                f"connect({_name_of(src)!r}, {_name_of(dst)!r}): max_rounds must be 1 or more."
+            )
         self._edges.append(Edge(_name_of(src), _name_of(dst), when, max_rounds))
         self._plan = None
         return self
@@ -167,7 +169,9 @@ class Graph:
         """A hash of the graph's structure (names, node kinds and types, edges and bounds)."""
         h = hashlib.sha256(self.name.encode())
         for name, node in self._nodes.items():
-            h.update(f"|n:{name}:{type(node).__name__}:{_type_name(node.produces)}:{node.join}".encode())
+            h.update(
+                f"|n:{name}:{type(node).__name__}:{_type_name(node.produces)}:{node.join}".encode()
+            )
         for e in self._edges:
             h.update(f"|e:{e.src}>{e.dst}:{e.when is not None}:{e.max_rounds}".encode())
         h.update(f"|in:{self.entries}|out:{self.exits}".encode())
@@ -187,7 +191,10 @@ class Graph:
             problems.append(f"two nodes are named {name!r}. Give each node a unique name.")
             named.append(name)
         if not nodes:
-            return [*problems, f"graph {self.name!r} has no nodes. Add some with graph.add(...)."], named
+            return [
+                *problems,
+                f"graph {self.name!r} has no nodes. Add some with graph.add(...).",
+            ], named
         for e in self._edges:
             for end in (e.src, e.dst):
                 if end not in nodes:
@@ -243,7 +250,9 @@ class Graph:
         import networkx as nx  # imported on first validation: keeps `import accord` light
 
         free = nx.DiGraph()
-        free.add_edges_from((e.src, e.dst) for e in edges if e.when is None and e.max_rounds is None)
+        free.add_edges_from(
+            (e.src, e.dst) for e in edges if e.when is None and e.max_rounds is None
+        )
         for component in nx.strongly_connected_components(free):
             if len(component) > 1 or any(free.has_edge(n, n) for n in component):
                 cycle = nx.find_cycle(free.subgraph(component))
@@ -285,8 +294,9 @@ class Graph:
             if len(problems) == 1:
                 message = problems[0]
             else:
-                message = f"graph {self.name!r} is invalid ({len(problems)} problems):\n" + "\n".join(
-                    f"- {p}" for p in problems
+                message = (
+                    f"graph {self.name!r} is invalid ({len(problems)} problems):\n"
+                    + "\n".join(f"- {p}" for p in problems)
                 )
             raise GraphError(message, nodes=tuple(dict.fromkeys(named)), problems=tuple(problems))
         order = tuple(self._nodes)
@@ -366,12 +376,19 @@ class Graph:
             cache=cache,
         )
 
-    def run_sync(self, task: str, backend: Backend | str | None = None, **options: Any) -> RunResult:
+    def run_sync(
+        self, task: str, backend: Backend | str | None = None, **options: Any
+    ) -> RunResult:
         """:meth:`run` for code without an event loop (scripts, notebooks without await)."""
         return asyncio.run(self.run(task, backend, **options))
 
     async def stream(
-        self, task: str, backend: Backend | str | None = None, *, tokens: bool = True, **options: Any
+        self,
+        task: str,
+        backend: Backend | str | None = None,
+        *,
+        tokens: bool = True,
+        **options: Any,
     ) -> AsyncIterator[Any]:
         """Run the graph and yield its events as they happen, ending with ``run_finished``.
 
@@ -416,7 +433,9 @@ class Graph:
 class Subgraph:
     """A graph used as one node of another graph: it runs on its inputs' text as its task."""
 
-    def __init__(self, graph: Graph, *, name: str | None = None, timeout: float | None = None) -> None:
+    def __init__(
+        self, graph: Graph, *, name: str | None = None, timeout: float | None = None
+    ) -> None:
         self.graph = graph
         self.name = name or graph.name
         self.join: Any = "all"
@@ -427,7 +446,9 @@ class Subgraph:
 
     async def __call__(self, ctx: ActivationContext) -> NodeOutput:
         texts = [m.text for m in ctx.inputs]
-        result = await self.graph.run("\n\n".join(texts), ctx.default_backend, run_id=f"{ctx.activation_id}/sub")
+        result = await self.graph.run(
+            "\n\n".join(texts), ctx.default_backend, run_id=f"{ctx.activation_id}/sub"
+        )
         ctx.usage = ctx.usage + result.usage
         ctx._run.add_usage(self.name, result.usage)
         out = result.output

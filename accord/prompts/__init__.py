@@ -13,13 +13,14 @@ renders literally).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from accord.errors import TemplateError, TemplateSecurityError
 
@@ -103,7 +104,8 @@ class Template:
             source = p.read_text("utf-8")
         except OSError as exc:
             raise TemplateError(
-                f"cannot read template file {str(p)!r}: {exc.strerror}. Check the path.", template=str(p)
+                f"cannot read template file {str(p)!r}: {exc.strerror}. Check the path.",
+                template=str(p),
             ) from exc
         return cls.from_string(source, name=str(p))
 
@@ -137,11 +139,13 @@ class Template:
         return f"Template({self.name!r})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _builtin(name: str) -> Template:
     if name not in BUILTIN_TEMPLATES:
         known = ", ".join(BUILTIN_TEMPLATES)
-        raise TemplateError(f"no built-in template named {name!r}. Built-in templates: {known}.", template=name)
+        raise TemplateError(
+            f"no built-in template named {name!r}. Built-in templates: {known}.", template=name
+        )
     return Template(_environment().get_template(f"{name}.j2"), name)
 
 

@@ -12,7 +12,7 @@ import contextvars
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from accord.backends.base import Backend, Choice, Completion, Request
 from accord.errors import ConfigError
@@ -50,7 +50,9 @@ class Node(Protocol):
     async def __call__(self, ctx: ActivationContext) -> NodeOutput: ...
 
 
-_current: contextvars.ContextVar[ActivationContext | None] = contextvars.ContextVar("accord_activation", default=None)
+_current: contextvars.ContextVar[ActivationContext | None] = contextvars.ContextVar(
+    "accord_activation", default=None
+)
 
 
 def current_context() -> ActivationContext | None:
@@ -58,7 +60,9 @@ def current_context() -> ActivationContext | None:
     return _current.get()
 
 
-def report_retry(*, attempt: int, delay_s: float, error: str, status_code: int | None = None) -> None:
+def report_retry(
+    *, attempt: int, delay_s: float, error: str, status_code: int | None = None
+) -> None:
     """Tell the running graph that a model call will be retried (emits a ``retry`` event).
 
     Backends call this from their retry layer; outside a graph run it does nothing.
@@ -71,7 +75,16 @@ def report_retry(*, attempt: int, delay_s: float, error: str, status_code: int |
 class ActivationContext:
     """One activation of one node: its inputs, its own earlier rounds, and the gate to models."""
 
-    __slots__ = ("_run", "node", "round", "inputs", "history", "activation_id", "usage", "started_at")
+    __slots__ = (
+        "_run",
+        "node",
+        "round",
+        "inputs",
+        "history",
+        "activation_id",
+        "usage",
+        "started_at",
+    )
 
     def __init__(
         self,
@@ -97,6 +110,12 @@ class ActivationContext:
     @property
     def run_id(self) -> str:
         return self._run.run_id
+
+    @property
+    def memo(self) -> dict[Any, Any]:
+        """A dict that lives as long as the run, for nodes to cache derived values (never state
+        that changes results: a resumed run starts with it empty)."""
+        return self._run.memo
 
     @property
     def task(self) -> str:
@@ -133,7 +152,9 @@ class ActivationContext:
             completion = await self._stream(chosen, request)
         else:
             completion = await chosen.complete(request)
-        usage = completion.usage if completion.usage.requests else completion.usage + Usage(requests=1)
+        usage = (
+            completion.usage if completion.usage.requests else completion.usage + Usage(requests=1)
+        )
         self.usage = self.usage + usage
         run.add_usage(self.node, usage)
         return completion

@@ -50,7 +50,9 @@ class Plan:
     index: dict[str, int]
 
 
-def back_edges(order: tuple[str, ...], entries: tuple[str, ...], succ: dict[str, list[str]]) -> set[tuple[str, str]]:
+def back_edges(
+    order: tuple[str, ...], entries: tuple[str, ...], succ: dict[str, list[str]]
+) -> set[tuple[str, str]]:
     """Edges that close a cycle in a depth-first walk from ``entries`` (then any unvisited node)."""
     found: set[tuple[str, str]] = set()
     state: dict[str, int] = {}  # 1 on stack, 2 done

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from accord._fast import construct
 from accord._log import get_logger
 from accord.backends.base import Backend, Request
 from accord.errors import MessageTypeError, NodeTimeoutError, RunError, StepLimitError
@@ -55,9 +56,6 @@ def activation_id(run_id: str, node: str, round: int) -> str:
     return f"{run_id}/{node}/{round}"
 
 
-_new_message = Message.model_construct
-
-
 class _Run:
     """State of one run, owned by the loop. Activations reach it through their context."""
 
@@ -85,7 +83,9 @@ class _Run:
         self.state: RunState = new_state(plan)
         self.snapshot = RunSnapshot()
         self.usage_by_node: dict[str, Usage] = {}
-        self.history: dict[str, list[tuple[tuple[Message, ...], Message]]] = {n: [] for n in plan.order}
+        self.history: dict[str, list[tuple[tuple[Message, ...], Message]]] = {
+            n: [] for n in plan.order
+        }
         self.messages: list[Message] = []
         self.depth: dict[str, int] = {}
         self.timings: list[ActivationTiming] = []
@@ -93,6 +93,8 @@ class _Run:
         self.t0 = time.perf_counter()
         self.steps_started = 0
         self.debug = log.debug_enabled()
+        self.memo: dict[Any, Any] = {}
+        """Per-run memo for nodes (an agent's rendered prompts of earlier rounds)."""
 
     # ---------------------------------------------------------------- called by contexts
 
@@ -112,15 +114,47 @@ class _Run:
 
     def on_token(self, ctx: ActivationContext, text: str) -> None:
         if self.sink is not None:
-            self.sink(ev.TokenEvent.model_construct(run_id=self.run_id, at=time.time(), kind="token", node=ctx.node, round=ctx.round, text=text))
+            self.sink(
+                construct(
+                    ev.TokenEvent,
+                    run_id=self.run_id,
+                    at=time.time(),
+                    kind="token",
+                    node=ctx.node,
+                    round=ctx.round,
+                    text=text,
+                )
+            )
 
-    def on_retry(self, ctx: ActivationContext, attempt: int, delay_s: float, error: str, status_code: int | None) -> None:
-        log.info("retry_scheduled", node=ctx.node, round=ctx.round, attempt=attempt, delay_s=delay_s, status_code=status_code)
+    def on_retry(
+        self,
+        ctx: ActivationContext,
+        attempt: int,
+        delay_s: float,
+        error: str,
+        status_code: int | None,
+    ) -> None:
+        log.info(
+            "retry_scheduled",
+            node=ctx.node,
+            round=ctx.round,
+            attempt=attempt,
+            delay_s=delay_s,
+            status_code=status_code,
+        )
         if self.sink is not None:
             self.sink(
-                ev.RetryEvent.model_construct(
-                    run_id=self.run_id, at=time.time(), kind="retry", node=ctx.node, round=ctx.round,
-                    attempt=attempt, delay_s=delay_s, error=error, status_code=status_code,
+                construct(
+                    ev.RetryEvent,
+                    run_id=self.run_id,
+                    at=time.time(),
+                    kind="retry",
+                    node=ctx.node,
+                    round=ctx.round,
+                    attempt=attempt,
+                    delay_s=delay_s,
+                    error=error,
+                    status_code=status_code,
                 )
             )
 
@@ -142,9 +176,15 @@ class _Run:
         ctx = ActivationContext(self, node, rnd, inputs, self.history[node], aid)
         if self.sink is not None:
             self.sink(
-                ev.ActivationStarted.model_construct(
-                    run_id=self.run_id, at=ctx.started_at, kind="activation_started", node=node,
-                    round=rnd, activation_id=aid, inputs=tuple(m.id for m in inputs),
+                construct(
+                    ev.ActivationStarted,
+                    run_id=self.run_id,
+                    at=ctx.started_at,
+                    kind="activation_started",
+                    node=node,
+                    round=rnd,
+                    activation_id=aid,
+                    inputs=tuple(m.id for m in inputs),
                 )
             )
         return ctx
@@ -166,7 +206,9 @@ class _Run:
                     raise NodeTimeoutError(
                         f"node {ctx.node!r} (round {ctx.round}) took longer than its timeout of "
                         f"{node.timeout} s and was cancelled. Raise its timeout or make it faster.",
-                        node=ctx.node, round=ctx.round, timeout=node.timeout,
+                        node=ctx.node,
+                        round=ctx.round,
+                        timeout=node.timeout,
                     ) from None
             else:
                 out = await node(ctx)
@@ -180,7 +222,9 @@ class _Run:
             raise MessageTypeError(
                 f"node {ctx.node!r} returned {type(out).__name__}, not a NodeOutput. Nodes must "
                 "return NodeOutput (steps may return text or a Payload).",
-                node=ctx.node, got=type(out).__name__, expected="NodeOutput",
+                node=ctx.node,
+                got=type(out).__name__,
+                expected="NodeOutput",
             )
         produces = node.produces
         if produces is not None and not isinstance(out.payload, produces):
@@ -188,20 +232,33 @@ class _Run:
             raise MessageTypeError(
                 f"node {ctx.node!r} declares that it produces {produces.__name__} but returned {got}. "
                 "Return the declared type, or change what the node declares.",
-                node=ctx.node, got=got, expected=produces.__name__,
+                node=ctx.node,
+                got=got,
+                expected=produces.__name__,
             )
-        return _new_message(
-            id=ctx.activation_id, run_id=self.run_id, sender=ctx.node, recipients=(), text=out.text,
-            payload=out.payload, usage=ctx.usage, parents=tuple(m.id for m in ctx.inputs),
-            round=ctx.round, created_at=time.time(), metadata=out.metadata,
+        return construct(
+            Message,
+            id=ctx.activation_id,
+            run_id=self.run_id,
+            sender=ctx.node,
+            recipients=(),
+            text=out.text,
+            payload=out.payload,
+            usage=ctx.usage,
+            parents=tuple(m.id for m in ctx.inputs),
+            round=ctx.round,
+            created_at=time.time(),
+            metadata=out.metadata,
         )
 
-    def finish(self, ctx: ActivationContext, message: Message, cached: bool) -> list[tuple[str, tuple[Message, ...]]]:
+    def finish(
+        self, ctx: ActivationContext, message: Message, cached: bool
+    ) -> list[tuple[str, tuple[Message, ...]]]:
         """Fold a finished activation into the run; returns the activations it made ready."""
         plan, state = self.plan, self.state
         targets = deliver(plan, state, message)
         if targets:
-            message = message.model_copy(update={"recipients": tuple(targets)})
+            message = construct(Message, **{**message.__dict__, "recipients": tuple(targets)})
         self.depth[message.id] = 1 + max((self.depth.get(p, 0) for p in message.parents), default=0)
         self.messages.append(message)
         self.history[ctx.node].append((ctx.inputs, message))
@@ -209,45 +266,87 @@ class _Run:
             self.add_usage(ctx.node, message.usage)
         now = time.time()
         duration = 0.0 if cached else now - ctx.started_at
-        self.timings.append(ActivationTiming.model_construct(node=ctx.node, round=ctx.round, started_at=ctx.started_at, duration_s=duration, cached=cached))
+        self.timings.append(
+            construct(
+                ActivationTiming,
+                node=ctx.node,
+                round=ctx.round,
+                started_at=ctx.started_at,
+                duration_s=duration,
+                cached=cached,
+            )
+        )
         snap = self.snapshot
         snap.steps += 1
         snap.rounds[ctx.node] = snap.rounds.get(ctx.node, 0) + 1
         snap.last = message
         if self.sink is not None:
-            self.sink(ev.MessageEvent.model_construct(run_id=self.run_id, at=now, kind="message", message=message))
             self.sink(
-                ev.ActivationFinished.model_construct(
-                    run_id=self.run_id, at=now, kind="activation_finished", node=ctx.node, round=ctx.round,
-                    activation_id=ctx.activation_id, duration_s=duration, usage=message.usage, cached=cached,
+                construct(
+                    ev.MessageEvent, run_id=self.run_id, at=now, kind="message", message=message
+                )
+            )
+            self.sink(
+                construct(
+                    ev.ActivationFinished,
+                    run_id=self.run_id,
+                    at=now,
+                    kind="activation_finished",
+                    node=ctx.node,
+                    round=ctx.round,
+                    activation_id=ctx.activation_id,
+                    duration_s=duration,
+                    usage=message.usage,
+                    cached=cached,
                 )
             )
         if self.debug:
-            log.debug("activation_finished", run_id=self.run_id, node=ctx.node, round=ctx.round, cached=cached, duration_s=duration)
+            log.debug(
+                "activation_finished",
+                run_id=self.run_id,
+                node=ctx.node,
+                round=ctx.round,
+                cached=cached,
+                duration_s=duration,
+            )
         if self.until is not None:
             snap.elapsed_s = time.perf_counter() - self.t0
             reason = self.until.after_message(snap)
             if reason:
                 raise _Stop(reason)
         ready: list[tuple[str, tuple[Message, ...]]] = []
-        for name in targets if len(targets) < 2 else sorted(set(targets), key=plan.index.__getitem__):
+        for name in (
+            targets if len(targets) < 2 else sorted(set(targets), key=plan.index.__getitem__)
+        ):
             for inputs in take_ready(plan, state, name):
                 ready.append((name, inputs))
         return ready
 
     def result(self, status: RunStatus, stop_reason: str | None) -> RunResult:
         index = self.plan.index
-        transcript = sorted(self.messages, key=lambda m: (self.depth[m.id], index[m.sender], m.round))
+        transcript = sorted(
+            self.messages, key=lambda m: (self.depth[m.id], index[m.sender], m.round)
+        )
         outputs: dict[str, Message] = {}
         for m in transcript:
             if m.sender in self.plan.exits:
                 outputs[m.sender] = m
         output = next((m for m in reversed(transcript) if m.sender in self.plan.exits), None)
-        return RunResult.model_construct(
-            run_id=self.run_id, graph=self.plan.name, task=self.task, status=status, stop_reason=stop_reason,
-            output=output, outputs=outputs, transcript=transcript, usage=self.snapshot.usage,
-            usage_by_agent=dict(self.usage_by_node), started_at=self.started_at,
-            duration_s=time.perf_counter() - self.t0, timings=self.timings,
+        return construct(
+            RunResult,
+            run_id=self.run_id,
+            graph=self.plan.name,
+            task=self.task,
+            status=status,
+            stop_reason=stop_reason,
+            output=output,
+            outputs=outputs,
+            transcript=transcript,
+            usage=self.snapshot.usage,
+            usage_by_agent=dict(self.usage_by_node),
+            started_at=self.started_at,
+            duration_s=time.perf_counter() - self.t0,
+            timings=self.timings,
         )
 
 
@@ -266,12 +365,31 @@ async def execute(
     """Run ``plan`` on ``task`` to the end and return its result (see module docstring)."""
     run = _Run(plan, task, run_id, default_backend, until, max_steps, sink, wants_tokens, cache)
     if sink is not None:
-        sink(ev.RunStarted.model_construct(run_id=run_id, at=run.started_at, kind="run_started", graph=plan.name, task=task))
+        sink(
+            construct(
+                ev.RunStarted,
+                run_id=run_id,
+                at=run.started_at,
+                kind="run_started",
+                graph=plan.name,
+                task=task,
+            )
+        )
     if run.debug:
         log.debug("run_started", run_id=run_id, graph=plan.name)
-    task_message = _new_message(
-        id=f"{run_id}/task", run_id=run_id, sender="task", recipients=plan.entries, text=task, payload=None,
-        usage=Usage(), parents=(), round=0, created_at=run.started_at, metadata={},
+    task_message = construct(
+        Message,
+        id=f"{run_id}/task",
+        run_id=run_id,
+        sender="task",
+        recipients=plan.entries,
+        text=task,
+        payload=None,
+        usage=Usage(),
+        parents=(),
+        round=0,
+        created_at=run.started_at,
+        metadata={},
     )
     run.depth[task_message.id] = 0
     status: RunStatus = "completed"
@@ -302,14 +420,29 @@ async def execute(
 def _finished(run: _Run, status: str, reason: str | None, result: RunResult | None = None) -> None:
     duration = time.perf_counter() - run.t0
     if run.sink is not None:
-        run.sink(ev.RunFinished.model_construct(run_id=run.run_id, at=time.time(), kind="run_finished", status=status, stop_reason=reason, usage=run.snapshot.usage, duration_s=duration))
+        run.sink(
+            construct(
+                ev.RunFinished,
+                run_id=run.run_id,
+                at=time.time(),
+                kind="run_finished",
+                status=status,
+                stop_reason=reason,
+                usage=run.snapshot.usage,
+                duration_s=duration,
+            )
+        )
     if run.debug:
         log.debug("run_finished", run_id=run.run_id, status=status, duration_s=duration)
 
 
 async def _loop(run: _Run, task_message: Message) -> None:
-    pending: list[tuple[str, tuple[Message, ...]]] = [(name, (task_message,)) for name in run.plan.entries]
-    done: asyncio.Queue[tuple[ActivationContext, Message | None, bool, BaseException | None]] = asyncio.Queue()
+    pending: list[tuple[str, tuple[Message, ...]]] = [
+        (name, (task_message,)) for name in run.plan.entries
+    ]
+    done: asyncio.Queue[tuple[ActivationContext, Message | None, bool, BaseException | None]] = (
+        asyncio.Queue()
+    )
     running: set[asyncio.Task[None]] = set()
 
     async def child(ctx: ActivationContext) -> None:
@@ -322,9 +455,10 @@ async def _loop(run: _Run, task_message: Message) -> None:
         else:
             done.put_nowait((ctx, message, cached, None))
 
+    outstanding = 0  # children launched whose result the loop has not taken yet
     try:
         while True:
-            if len(pending) == 1 and not running:
+            if len(pending) == 1 and not outstanding:
                 name, inputs = pending.pop()
                 ctx = run.begin(name, inputs)
                 message, cached = await run.perform(ctx)
@@ -335,14 +469,16 @@ async def _loop(run: _Run, task_message: Message) -> None:
                 task = asyncio.create_task(child(ctx), name=ctx.activation_id)
                 running.add(task)
                 task.add_done_callback(running.discard)
+                outstanding += 1
             pending = []
-            if not running and done.empty():
+            if not outstanding:
                 return
-            ctx, message, cached, error = await done.get()
+            ctx, result, cached, error = await done.get()
+            outstanding -= 1
             if error is not None:
                 raise error
-            assert message is not None
-            pending = run.finish(ctx, message, cached)
+            assert result is not None
+            pending = run.finish(ctx, result, cached)
     finally:
         if running:
             for task in running:

@@ -105,7 +105,13 @@ class RunFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | ActivationStarted | TokenEvent | MessageEvent | ActivationFinished | RetryEvent | RunFinished,
+    RunStarted
+    | ActivationStarted
+    | TokenEvent
+    | MessageEvent
+    | ActivationFinished
+    | RetryEvent
+    | RunFinished,
     Field(discriminator="kind"),
 ]
 """Any run event (a discriminated union on ``kind``)."""

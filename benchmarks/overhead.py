@@ -1,0 +1,340 @@
+"""Framework overhead of accord's runtime, side by side with LangGraph in the same process.
+
+Run:  python benchmarks/overhead.py            (all workloads; add --quick for a short run)
+
+Workloads (see benchmarks/README.md for the figures):
+- chain: 10 agents in a line whose backend answers at once, 200 runs: µs per activation;
+- fan-out: one node -> 8 parallel nodes sleeping 50 ms -> a join: wall time per run;
+- debate: 3 debaters per round + a moderator step, 5 rounds, then an aggregator: µs per activation;
+- scale: a 1000-node chain, once: µs per activation and build time;
+- many runs: 1000 concurrent runs of the debate graph with 10 ms latency: wall time, peak RSS;
+- import: ``import accord`` in a fresh interpreter (and ``import langgraph.graph``).
+
+accord's side uses real Agents (template rendering, typed Messages, usage accounting) with events
+on (an event sink collects every event). LangGraph's side uses StateGraph with async nodes and
+``ainvoke``; its nodes do the least work possible (append to a list), so the ratio is a lower bound
+on accord's advantage. Each figure is the median of several repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import operator
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Annotated, Any, TypedDict
+
+import accord
+from accord.testing import FunctionBackend
+
+
+def median_of(repeats: int, fn: Any) -> float:
+    return statistics.median(fn() for _ in range(repeats))
+
+
+# ------------------------------------------------------------------------------ accord side
+
+
+def instant_backend() -> FunctionBackend:
+    return FunctionBackend(lambda request: "ok")
+
+
+def sleeping_backend(seconds: float, prefix: str = "") -> FunctionBackend:
+    """Answers after ``seconds`` (agents whose name starts with ``prefix``), others at once."""
+
+    async def answer(request: accord.backends.Request) -> str:
+        if request.agent.startswith(prefix):
+            await asyncio.sleep(seconds)
+        return "ok"
+
+    return FunctionBackend(answer)
+
+
+def accord_chain(n: int) -> accord.Graph:
+    g = accord.Graph("chain")
+    names = [f"n{i}" for i in range(n)]
+    g.add(*(accord.Agent(name, memory=False) for name in names))
+    for a, b in zip(names, names[1:], strict=False):
+        g.connect(a, b)
+    return g
+
+
+def accord_fanout(width: int = 8) -> accord.Graph:
+    g = accord.Graph("fanout")
+    g.add(accord.Agent("start"), accord.Agent("join"))
+    for i in range(width):
+        g.add(accord.Agent(f"w{i}"))
+        g.connect("start", f"w{i}")
+        g.connect(f"w{i}", "join")
+    return g
+
+
+def accord_debate(rounds: int = 5, debaters: int = 3) -> accord.Graph:
+    g = accord.Graph("debate")
+    names = [f"d{i}" for i in range(debaters)]
+    g.add(*(accord.Debater(n) for n in names))
+
+    @accord.step
+    def moderator(messages: list[accord.Message]) -> str:
+        return "\n".join(m.text for m in messages)
+
+    g.add(moderator, accord.Aggregator("aggregator"))
+    for n in names:
+        g.connect(n, "moderator")
+        g.connect("moderator", n, max_rounds=rounds)
+    g.connect("moderator", "aggregator", when=lambda m: m.round == rounds - 1)
+    g.set_entry(*names)
+    g.set_exit("aggregator")
+    return g
+
+
+async def accord_runs(graph: accord.Graph, backend: FunctionBackend, runs: int) -> float:
+    events: list[Any] = []
+    start = time.perf_counter()
+    for _ in range(runs):
+        await graph.run("task", backend, max_steps=100_000, on_event=events.append)
+        events.clear()
+        backend.requests.clear()
+    return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- langgraph side
+
+
+class LGState(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+class DState(TypedDict):
+    log: Annotated[list[str], operator.add]
+    round: int
+
+
+def lg_chain(n: int) -> Any:
+    from langgraph.graph import END, START, StateGraph
+
+    g = StateGraph(LGState)
+
+    def make(name: str) -> Any:
+        async def node(state: LGState) -> dict[str, list[str]]:
+            return {"log": [name]}
+
+        return node
+
+    names = [f"n{i}" for i in range(n)]
+    for name in names:
+        g.add_node(name, make(name))
+    g.add_edge(START, names[0])
+    for a, b in zip(names, names[1:], strict=False):
+        g.add_edge(a, b)
+    g.add_edge(names[-1], END)
+    return g.compile()
+
+
+def lg_fanout(width: int = 8, sleep: float = 0.05) -> Any:
+    from langgraph.graph import END, START, StateGraph
+
+    g = StateGraph(LGState)
+
+    def make(name: str, delay: float) -> Any:
+        async def node(state: LGState) -> dict[str, list[str]]:
+            if delay:
+                await asyncio.sleep(delay)
+            return {"log": [name]}
+
+        return node
+
+    g.add_node("start", make("start", 0.0))
+    g.add_node("join", make("join", 0.0))
+    g.add_edge(START, "start")
+    for i in range(width):
+        g.add_node(f"w{i}", make(f"w{i}", sleep))
+        g.add_edge("start", f"w{i}")
+        g.add_edge(f"w{i}", "join")
+    g.add_edge("join", END)
+    return g.compile()
+
+
+def lg_debate(rounds: int = 5, debaters: int = 3, sleep: float = 0.0) -> Any:
+    from langgraph.graph import END, START, StateGraph
+
+    g = StateGraph(DState)
+
+    def make(name: str) -> Any:
+        async def node(state: DState) -> dict[str, Any]:
+            if sleep:
+                await asyncio.sleep(sleep)
+            return {"log": [name]}
+
+        return node
+
+    async def moderator(state: DState) -> dict[str, Any]:
+        return {"round": state["round"] + 1}
+
+    names = [f"d{i}" for i in range(debaters)]
+    for n in names:
+        g.add_node(n, make(n))
+        g.add_edge(START, n)
+        g.add_edge(n, "moderator")
+    g.add_node("moderator", moderator)
+    g.add_node("aggregator", make("aggregator"))
+
+    def route(state: DState) -> Any:
+        return ["aggregator"] if state["round"] >= rounds else names
+
+    g.add_conditional_edges("moderator", route, [*names, "aggregator"])
+    g.add_edge("aggregator", END)
+    return g.compile()
+
+
+async def lg_runs(app: Any, runs: int, state: dict[str, Any]) -> float:
+    start = time.perf_counter()
+    for _ in range(runs):
+        await app.ainvoke(state, {"recursion_limit": 100_000})
+    return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------ workloads
+
+
+def bench_chain(repeats: int, runs: int) -> dict[str, float]:
+    g, b = accord_chain(10), instant_backend()
+    app = lg_chain(10)
+    asyncio.run(accord_runs(g, b, 5))
+    asyncio.run(lg_runs(app, 5, {"log": []}))
+    acc = median_of(repeats, lambda: asyncio.run(accord_runs(g, b, runs))) / (runs * 10) * 1e6
+    lg = (
+        median_of(repeats, lambda: asyncio.run(lg_runs(app, runs, {"log": []}))) / (runs * 10) * 1e6
+    )
+    return {"accord_us": acc, "langgraph_us": lg, "ratio": lg / acc}
+
+
+def bench_fanout(repeats: int) -> dict[str, float]:
+    g, b = accord_fanout(), sleeping_backend(0.05, prefix="w")
+    app = lg_fanout()
+    asyncio.run(accord_runs(g, b, 1))
+    acc = median_of(repeats, lambda: asyncio.run(accord_runs(g, b, 1))) * 1e3
+    lg = median_of(repeats, lambda: asyncio.run(lg_runs(app, 1, {"log": []}))) * 1e3
+    return {"accord_ms": acc, "langgraph_ms": lg}
+
+
+def bench_debate(repeats: int, runs: int) -> dict[str, float]:
+    g, b = accord_debate(), instant_backend()
+    app = lg_debate()
+    activations = 5 * 4 + 1  # 3 debaters + moderator per round, then the aggregator
+    asyncio.run(accord_runs(g, b, 3))
+    acc = (
+        median_of(repeats, lambda: asyncio.run(accord_runs(g, b, runs)))
+        / (runs * activations)
+        * 1e6
+    )
+    lg = (
+        median_of(repeats, lambda: asyncio.run(lg_runs(app, runs, {"log": [], "round": 0})))
+        / (runs * activations)
+        * 1e6
+    )
+    return {"accord_us": acc, "langgraph_us": lg, "ratio": lg / acc}
+
+
+def bench_scale(repeats: int) -> dict[str, float]:
+    start = time.perf_counter()
+    g = accord_chain(1000)
+    g.validate()
+    build_ms = (time.perf_counter() - start) * 1e3
+    b = instant_backend()
+    acc = median_of(repeats, lambda: asyncio.run(accord_runs(g, b, 1))) / 1000 * 1e6
+    start = time.perf_counter()
+    app = lg_chain(1000)
+    lg_build_ms = (time.perf_counter() - start) * 1e3
+    lg = median_of(repeats, lambda: asyncio.run(lg_runs(app, 1, {"log": []}))) / 1000 * 1e6
+    return {
+        "accord_us": acc,
+        "accord_build_ms": build_ms,
+        "langgraph_us": lg,
+        "langgraph_build_ms": lg_build_ms,
+    }
+
+
+def bench_many(runs: int) -> dict[str, float]:
+    g, b = accord_debate(), sleeping_backend(0.01)
+
+    async def all_runs() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(g.run("task", b, max_steps=1000) for _ in range(runs)))
+        return time.perf_counter() - start
+
+    gc.collect()
+    wall = asyncio.run(all_runs())
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"accord_s": wall, "peak_rss_mb": rss_mb}
+
+
+def bench_many_langgraph(runs: int) -> dict[str, float]:
+    app = lg_debate(sleep=0.01)
+
+    async def all_runs() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(app.ainvoke({"log": [], "round": 0}, {"recursion_limit": 1000}) for _ in range(runs))
+        )
+        return time.perf_counter() - start
+
+    return {"langgraph_s": asyncio.run(all_runs())}
+
+
+def bench_import(repeats: int) -> dict[str, float]:
+    def once(module: str) -> float:
+        code = (
+            f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        return float(out.stdout.strip()) * 1e3
+
+    return {
+        "accord_ms": median_of(repeats, lambda: once("accord")),
+        "langgraph_ms": median_of(repeats, lambda: once("langgraph.graph")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and runs")
+    args = parser.parse_args()
+    repeats, runs, many = (3, 50, 200) if args.quick else (7, 200, 1000)
+
+    def show(name: str, figures: dict[str, float]) -> None:
+        print(f"{name:<10} " + "  ".join(f"{k}={v:,.2f}" for k, v in figures.items()), flush=True)
+
+    print(
+        f"python {sys.version.split()[0]}, accord {accord.__version__}; median of {repeats} repeats"
+    )
+    show("chain", bench_chain(repeats, runs))
+    show("fan-out", bench_fanout(repeats))
+    show("debate", bench_debate(repeats, max(10, runs // 4)))
+    show("scale", bench_scale(max(3, repeats // 2)))
+    show("import", bench_import(repeats))
+    lg_many = subprocess.run(
+        [sys.executable, __file__, "--many-langgraph", str(many)], capture_output=True, text=True
+    )
+    show(
+        "many",
+        {
+            **bench_many(many),
+            **{k: float(v) for k, v in (kv.split("=") for kv in lg_many.stdout.split())},
+        },
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--many-langgraph":
+        figures = bench_many_langgraph(int(sys.argv[2]))
+        print(" ".join(f"{k}={v}" for k, v in figures.items()))
+    else:
+        main()
