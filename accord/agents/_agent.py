@@ -11,6 +11,7 @@ the prompts an uninterrupted one would.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -282,6 +283,29 @@ class Agent:
             attempts=len(raws),
             raw_outputs=tuple(r[:MAX_OUTPUT_CHARS] for r in raws),
         )
+
+    def clone(self, name: str, **changes: Any) -> Agent:
+        """A copy of this agent under another name (patterns use it to unroll layers and
+        samples). ``changes`` may set ``template``, ``instructions``, ``temperature``, ``seed``."""
+        twin = copy.copy(self)
+        twin.name = name
+        twin.variables = dict(self.variables)
+        twin._options = dict(self._options)
+        if "template" in changes:
+            twin.template = _template(changes.pop("template"), self.default_template)
+        if "instructions" in changes:
+            twin.instructions = changes.pop("instructions")
+            system = twin._system_prompt()
+            twin._system = (ChatMessage(role="system", content=system),) if system else ()
+        for key in ("temperature", "seed", "max_tokens"):
+            if key in changes:
+                twin._options[key] = changes.pop(key)
+        if changes:
+            raise ConfigError(f"clone() cannot change {', '.join(sorted(changes))}.")
+        twin._request_fields = Request(
+            **{**self._request_fields, **twin._options, "messages": ()}
+        ).__dict__
+        return twin
 
     def __repr__(self) -> str:
         out = self.produces.__name__ if self.produces is not None else "str"

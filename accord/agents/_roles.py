@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from accord._fast import construct
 from accord.agents._agent import Agent
-from accord.messages import Answer, Critique, Payload, Plan, Verdict
+from accord.messages import Answer, Critique, Message, Payload, Plan, Verdict
 
 __all__ = ["Planner", "Solver", "Critic", "Verifier", "Judge", "Debater", "Aggregator"]
 
@@ -65,13 +66,38 @@ class Judge(Agent):
 
 
 class Debater(Agent):
-    """Answers, then updates its answer after reading the other debaters' answers."""
+    """Answers, then updates its answer after reading the other debaters' answers.
+
+    When an input is a debate round (a payload with ``others(speaker)``), the debater is shown the
+    *other* debaters' answers of that round, one message each; its own are in its memory.
+    """
 
     default_template = "debater"
     default_instructions = (
         "You are one of several agents debating a question. End your reply with a line "
         "'Answer: <your final answer>'."
     )
+
+    def prompt(self, task: str, inputs: tuple[Message, ...], round: int) -> str:
+        shown: list[Message] = []
+        for m in inputs:
+            others = getattr(m.payload, "others", None)
+            if not callable(others):
+                shown.append(m)
+                continue
+            for position in others(self.name):
+                shown.append(
+                    construct(
+                        Message,
+                        **{
+                            **m.__dict__,
+                            "sender": position.speaker,
+                            "text": position.text,
+                            "payload": None,
+                        },
+                    )
+                )
+        return super().prompt(task, tuple(shown), round)
 
 
 class Aggregator(Agent):

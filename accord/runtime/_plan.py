@@ -8,7 +8,8 @@ Readiness rules. An entry node runs round 0 with the task. A node with join ``"a
 every *forward* predecessor has a queued message (it takes one from each, plus any queued back-edge
 messages); a node that has already run is also ready when a *back-edge* message arrives (the next
 round of a loop). A node with join ``"any"`` runs once per incoming message. Back edges are the
-edges that close a cycle in a depth-first walk from the entries, in insertion order.
+edges into entry nodes and the edges that close a cycle in a depth-first walk from the entries, in
+insertion order.
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ class Plan:
 def back_edges(
     order: tuple[str, ...], entries: tuple[str, ...], succ: dict[str, list[str]]
 ) -> set[tuple[str, str]]:
-    """Edges that close a cycle in a depth-first walk from ``entries`` (then any unvisited node)."""
-    found: set[tuple[str, str]] = set()
+    """Edges that start a node's next round rather than its first.
+
+    Every edge into an entry node is one (an entry's first round is the task), and so is every
+    edge that closes a cycle in a depth-first walk from the entries (then any unvisited node).
+    """
+    starts = set(entries)
+    found: set[tuple[str, str]] = {(u, v) for u in order for v in succ.get(u, []) if v in starts}
     state: dict[str, int] = {}  # 1 on stack, 2 done
     for root in (*entries, *order):
         if root in state:
@@ -68,6 +74,8 @@ def back_edges(
                 stack[-1] = (node, i + 1)
                 child = children[i]
                 mark = state.get(child)
+                if child in starts and child != root:
+                    continue
                 if mark == 1:
                     found.add((node, child))
                 elif mark is None:

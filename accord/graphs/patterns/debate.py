@@ -1,0 +1,170 @@
+"""Multi-agent debate (Du et al. 2023, "Improving Factuality and Reasoning in Language Models
+through Multiagent Debate", arXiv 2305.14325).
+
+Every debater answers; then, each round, every debater reads the other debaters' latest answers and
+gives an updated answer. A moderator step gathers each round, and the debate stops early when all
+debaters agree. The final answer is a majority vote over the extracted answers, or a judge's
+decision.
+
+Graph: ``debaters ─▶ moderator ─(no consensus, ≤ rounds)▶ debaters``; ``moderator ─(consensus or
+last round)▶ vote | judge``.
+
+Caveat: a debater sees the other debaters' answers, never its own future ones; its own earlier
+answers are in its memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from accord.agents._agent import Agent
+from accord.errors import ConfigError
+from accord.graphs._graph import Graph
+from accord.graphs.patterns._common import check_agents, extract_answer, majority
+from accord.messages import Message, Payload, Vote
+from accord.runtime._node import ActivationContext, Join, Node, NodeOutput
+
+__all__ = ["debate", "DebateRound", "Position"]
+
+
+class Position(BaseModel):
+    """One debater's answer in one round."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    speaker: str
+    text: str
+    answer: str
+    """The extracted, normalised answer."""
+
+
+class DebateRound(Payload):
+    """What the moderator saw in one round: every debater's answer, and whether they agree."""
+
+    round: int
+    positions: list[Position]
+    consensus: str | None = None
+    """The answer all debaters gave, when they agree."""
+    last: bool = False
+    """True when no further round will run."""
+
+    def as_text(self) -> str:
+        return "\n\n".join(f"{p.speaker}:\n{p.text}" for p in self.positions)
+
+    def others(self, speaker: str) -> list[Position]:
+        return [p for p in self.positions if p.speaker != speaker]
+
+
+class Moderator:
+    """Gathers one round of answers, detects consensus, and says whether to go on."""
+
+    join: Join = "all"
+    accepts: tuple[type[Payload], ...] | None = None
+    produces: type[Payload] | None = DebateRound
+    timeout: float | None = None
+
+    def __init__(
+        self, name: str, debaters: Sequence[str], rounds: int, stop_on_consensus: bool
+    ) -> None:
+        self.name = name
+        self.debaters = list(debaters)
+        self.rounds = rounds
+        self.stop_on_consensus = stop_on_consensus
+
+    async def __call__(self, ctx: ActivationContext) -> NodeOutput:
+        by_sender = {m.sender: m for m in ctx.inputs}
+        positions = [
+            Position(speaker=n, text=by_sender[n].text, answer=extract_answer(by_sender[n]))
+            for n in self.debaters
+            if n in by_sender
+        ]
+        answers = {p.answer for p in positions}
+        consensus = positions[0].answer if len(answers) == 1 and positions[0].answer else None
+        last = ctx.round >= self.rounds - 1 or (self.stop_on_consensus and consensus is not None)
+        payload = DebateRound(round=ctx.round, positions=positions, consensus=consensus, last=last)
+        return NodeOutput(text=payload.as_text(), payload=payload)
+
+
+class VoteStep:
+    """Majority vote over the last round's answers."""
+
+    join: Join = "all"
+    accepts: tuple[type[Payload], ...] | None = (DebateRound,)
+    produces: type[Payload] | None = Vote
+    timeout: float | None = None
+
+    def __init__(self, name: str = "vote") -> None:
+        self.name = name
+
+    async def __call__(self, ctx: ActivationContext) -> NodeOutput:
+        rounds = [m.payload for m in ctx.inputs if isinstance(m.payload, DebateRound)]
+        positions = rounds[-1].positions if rounds else []
+        winner, counts = majority([p.answer for p in positions])
+        vote = Vote(answer=winner, counts=counts)
+        return NodeOutput(text=vote.as_text(), payload=vote)
+
+
+def _is_last(m: Message) -> bool:
+    return isinstance(m.payload, DebateRound) and m.payload.last
+
+
+def _goes_on(m: Message) -> bool:
+    return isinstance(m.payload, DebateRound) and not m.payload.last
+
+
+def debate(
+    debaters: Sequence[Node],
+    rounds: int = 3,
+    aggregate: str | Agent = "vote",
+    *,
+    stop_on_consensus: bool = True,
+    name: str = "debate",
+) -> Graph:
+    """A multi-agent debate graph.
+
+    Args:
+        debaters: two or more agents (``accord.Debater`` is made for it); they may use different
+            backends.
+        rounds: answering rounds, the first answers included (the paper used 3 agents and
+            2 rounds of debate after the first answers, i.e. ``rounds=3``).
+        aggregate: ``"vote"`` (majority over extracted answers) or a judge agent (``accord.Judge``)
+            that reads the final round.
+        stop_on_consensus: end early when every debater gives the same answer.
+
+    Returns:
+        An ordinary :class:`~accord.Graph`; its output is a ``Vote`` or the judge's message.
+
+    Example::
+
+        g = accord.debate([accord.Debater(f"d{i}") for i in range(3)], rounds=3)
+        result = await g.run("What is 17 * 24?", backend=accord.backend("openai:gpt-4o-mini"))
+        print(result.output.payload.answer)
+    """
+    agents = check_agents("debate", "debaters", debaters, minimum=2)
+    if rounds < 1:
+        raise ConfigError(f"debate(): rounds must be 1 or more, not {rounds}.")
+    names = [a.name for a in agents]
+    reserved = {"moderator", "vote"} & set(names)
+    if reserved:
+        raise ConfigError(f"debate(): debater names {sorted(reserved)} are reserved; rename them.")
+    g = Graph(name)
+    g.add(*agents)
+    g.add(Moderator("moderator", names, rounds, stop_on_consensus))
+    if aggregate == "vote":
+        final: Node = VoteStep("vote")
+    elif isinstance(aggregate, Agent):
+        final = aggregate
+    else:
+        raise ConfigError(
+            f"debate(): aggregate must be 'vote' or a judge Agent, not {aggregate!r}."
+        )
+    g.add(final)
+    for n in names:
+        g.connect(n, "moderator")
+        g.connect("moderator", n, when=_goes_on, max_rounds=rounds)
+    g.connect("moderator", final.name, when=_is_last)
+    g.set_entry(*names)
+    g.set_exit(final.name)
+    return g
