@@ -34,6 +34,15 @@ from accord.errors import (
     UsageError,
 )
 from accord.graphs import Graph
+from accord.graphs.patterns import (
+    critique_revise,
+    debate,
+    judge_panel,
+    mixture_of_agents,
+    plan_solve_verify,
+    round_robin,
+    selector_chat,
+)
 from accord.messages import Answer, Critique, Message, Payload, Plan, Solution, Usage, Verdict, Vote
 from accord.prompts import Template
 from accord.runtime import (
@@ -63,6 +72,14 @@ __all__ = [
     "Step",
     "step",
     "Template",
+    # cooperation patterns
+    "debate",
+    "critique_revise",
+    "plan_solve_verify",
+    "mixture_of_agents",
+    "round_robin",
+    "selector_chat",
+    "judge_panel",
     # messages
     "Message",
     "Payload",

@@ -328,3 +328,7 @@ _register_optional(_add_runs)
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Every example runs, with fake backends (and one through its command line on a tiny local model)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import accord
+from accord.testing import FunctionBackend, ScriptedBackend
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def example(name: str) -> ModuleType:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+async def test_example_debate_reaches_the_majority_answer() -> None:
+    backend = ScriptedBackend(
+        {"debater_1": ["Answer: 408"], "debater_2": ["Answer: 408"], "debater_3": ["Answer: 408"]}
+    )
+    result = await example("debate").run("What is 17 * 24?", backend)
+    assert result.output is not None and result.output.payload.answer == "408"  # type: ignore[union-attr]
+
+
+async def test_example_critique_revises_until_approved() -> None:
+    backend = ScriptedBackend(
+        {
+            "writer": ["rain", "soft autumn rain"],
+            "editor": ['{"approved": false, "issues": ["short"]}', '{"approved": true}'],
+        }
+    )
+    result = await example("critique").run("haiku", backend)
+    assert result.text == "soft autumn rain"
+
+
+async def test_example_plan_solve_verify_runs_candidate_code_and_retries() -> None:
+    wrong = "```python\nprint(0)\n```"
+    right = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+    backend = ScriptedBackend(
+        {"planner": ['{"steps": ["read", "add", "print"]}'], "coder": [wrong, right]}
+    )
+    mod = example("plan_solve_verify")
+    result = await mod.run(mod.TASK, backend)
+    verdicts = [m.payload for m in result.transcript if isinstance(m.payload, accord.Verdict)]
+    assert [v.accepted for v in verdicts] == [False, True]
+    assert "expected '7', got '0'" in verdicts[0].reasons[0]
+    assert (
+        "expected '7'" in backend.requests[-1].messages[-1].content
+    )  # the failure went back to the coder
+
+
+async def test_example_plan_solve_verify_times_out_a_hanging_program() -> None:
+    mod = example("plan_solve_verify")
+    ok, why = await mod.run_case("import time; time.sleep(10)", "", timeout=0.5)
+    assert not ok and "timed out" in why
+
+
+async def test_example_mixture_of_agents_aggregates_the_last_layer() -> None:
+    backend = FunctionBackend(lambda r: f"{r.agent} view")
+    result = await example("mixture_of_agents").run("sky", backend)
+    assert result.text == "aggregator view" and result.usage.requests == 7
+
+
+async def test_example_custom_graph_loops_until_the_score_passes() -> None:
+    good = "A solar-powered lamp that charges by day and glows all night, with warm light and no cables at all."
+    backend = ScriptedBackend({"writer": ["too short", good]})
+    result = await example("custom_graph").run("a solar-powered lamp", backend)
+    assert result.text == good
+    scores = [m.payload for m in result.transcript if m.sender == "score"]
+    assert [s.value for s in scores] == [0.0, 1.0]  # type: ignore[union-attr]
+
+
+async def test_example_embed_fastapi_serves_a_graph_per_request() -> None:
+    httpx = pytest.importorskip("httpx")
+    backend = FunctionBackend(
+        lambda r: '{"approved": true}' if r.agent == "editor" else f"poem for {r.run_id[:4]}"
+    )
+    app = example("embed_fastapi").create_app(backend)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        ok = await client.post("/ask", json={"task": "a poem"})
+        bad = await client.post("/ask", json={"nope": 1})
+    assert (
+        ok.status_code == 200
+        and ok.json()["drafts"] == 1
+        and ok.json()["answer"].startswith("poem for")
+    )
+    assert bad.status_code == 422
+
+
+@pytest.mark.slow
+def test_example_debate_command_line_on_a_tiny_local_model(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from accord._tiny import save_tiny_llama
+
+    folder = save_tiny_llama(tmp_path / "tiny")
+    env = {**os.environ, "ACCORD_DURABILITY": "off", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "debate.py"), "2+2?", "--model", f"hf:{folder}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "answer:" in done.stdout and "--- debater_1 (round 0)" in done.stdout
