@@ -26,7 +26,7 @@ def extract_code(text: str) -> str:
     return blocks[-1] if blocks else text
 
 
-async def run_case(code: str, stdin: str, timeout: float) -> tuple[bool, str]:
+async def run_case(code: str, stdin: str, limit_s: float) -> tuple[bool, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-I",
@@ -37,11 +37,11 @@ async def run_case(code: str, stdin: str, timeout: float) -> tuple[bool, str]:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), limit_s)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return False, f"timed out after {timeout} s"
+        return False, f"timed out after {limit_s} s"
     if proc.returncode != 0:
         return False, err.decode(errors="replace").strip().splitlines()[-1:][
             0
@@ -49,13 +49,13 @@ async def run_case(code: str, stdin: str, timeout: float) -> tuple[bool, str]:
     return True, out.decode(errors="replace").strip()
 
 
-def make_verifier(examples: list[tuple[str, str]], timeout: float = 5.0) -> accord.Step:
+def make_verifier(examples: list[tuple[str, str]], limit_s: float = 5.0) -> accord.Step:
     @accord.step(name="tests")
     async def tests(messages: list[accord.Message]) -> accord.Verdict:
         code = extract_code(messages[-1].text)
         failures = []
         for stdin, expected in examples:
-            ok, got = await run_case(code, stdin, timeout)
+            ok, got = await run_case(code, stdin, limit_s)
             if not ok or got != expected:
                 failures.append(f"input {stdin.strip()!r}: expected {expected!r}, got {got!r}")
         return accord.Verdict(accepted=not failures, reasons=failures)

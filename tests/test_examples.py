@@ -62,7 +62,7 @@ async def test_example_plan_solve_verify_runs_candidate_code_and_retries() -> No
 
 async def test_example_plan_solve_verify_times_out_a_hanging_program() -> None:
     mod = example("plan_solve_verify")
-    ok, why = await mod.run_case("import time; time.sleep(10)", "", timeout=0.5)
+    ok, why = await mod.run_case("import time; time.sleep(10)", "", limit_s=0.5)
     assert not ok and "timed out" in why
 
 
