@@ -25,7 +25,6 @@ from accord.agents import (
 from accord.backends import Backend, backend, default_model
 from accord.errors import (
     AccordError,
-    BudgetExceededError,
     ConfigError,
     GraphError,
     OutputValidationError,
@@ -111,6 +110,5 @@ __all__ = [
     "GraphError",
     "OutputValidationError",
     "StepLimitError",
-    "BudgetExceededError",
     "__version__",
 ]

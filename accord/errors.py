@@ -28,7 +28,6 @@ The tree::
         ├── OutputValidationError  the reply never matched the expected payload (raw text kept)
         ├── MessageTypeError       a node returned a type it did not declare
         ├── StepLimitError         the run reached its step limit
-        ├── BudgetExceededError    a call would exceed a token, cost or request budget
         ├── NodeTimeoutError       one node took longer than its timeout
         ├── MergeError             a merge failed its checks before or after writing
         ├── EnsembleError          an ensemble method could not produce an answer
@@ -73,7 +72,6 @@ __all__ = [
     "OutputValidationError",
     "MessageTypeError",
     "StepLimitError",
-    "BudgetExceededError",
     "NodeTimeoutError",
     "MergeError",
     "EnsembleError",
@@ -261,8 +259,11 @@ class OutputValidationError(RunError):
         errors: tuple[str, ...] = (),
         attempts: int = 1,
         raw_outputs: tuple[str, ...] = (),
+        reason: str = "invalid",
     ):
         super().__init__(message)
+        self.reason = reason
+        """``"invalid"`` (not JSON, or not the payload) or ``"too_large"`` (rejected unparsed)."""
         self.agent = agent
         self.raw = raw
         self.errors = errors
@@ -287,16 +288,6 @@ class StepLimitError(RunError):
         super().__init__(message)
         self.limit = limit
         self.last_node = last_node
-
-
-class BudgetExceededError(RunError):
-    """A model call would exceed a budget; it was not made."""
-
-    def __init__(self, message: str, *, budget: str, limit: float, used: float):
-        super().__init__(message)
-        self.budget = budget
-        self.limit = limit
-        self.used = used
 
 
 class NodeTimeoutError(RunError):

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from accord._fast import construct
-from accord.errors import StoreDecodeError
+from accord.errors import ConfigError, StoreDecodeError
 
 __all__ = [
     "Usage",
@@ -85,6 +85,13 @@ class Payload(BaseModel):
     def __init_subclass__(cls, kind: str | None = None, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls.kind = kind or cls.__name__
+        known = _REGISTRY.get(cls.kind)
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ConfigError(
+                f"payload kind {cls.kind!r} is already defined by {known.__module__}.{known.__qualname__}; "
+                f"stored messages could not tell the two apart. Rename {cls.__qualname__} or give it "
+                f"its own kind: class {cls.__qualname__}(accord.Payload, kind='myapp.{cls.__name__}')."
+            )
         _REGISTRY[cls.kind] = cls
 
     def as_text(self) -> str:

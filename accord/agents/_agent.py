@@ -258,6 +258,17 @@ class Agent:
             completion = await ctx.complete(self.request(ctx, chat), backend)
             raw = completion.text
             raws.append(raw)
+            if len(raw) > MAX_OUTPUT_CHARS:
+                raise OutputValidationError(
+                    f"agent {self.name!r} replied with {len(raw)} characters, over the limit of "
+                    f"{MAX_OUTPUT_CHARS} for a {self.produces.__name__}; a runaway generation is not "
+                    "re-asked. Lower max_tokens or fix the instructions.",
+                    agent=self.name,
+                    raw=raw[:4000],
+                    errors=("too_large",),
+                    attempts=len(raws),
+                    reason="too_large",
+                )
             try:
                 payload = parse_payload(raw, self.produces)
             except ValueError as exc:
@@ -282,6 +293,7 @@ class Agent:
             errors=tuple(errors),
             attempts=len(raws),
             raw_outputs=tuple(r[:MAX_OUTPUT_CHARS] for r in raws),
+            reason="invalid",
         )
 
     def clone(self, name: str, **changes: Any) -> Agent:

@@ -72,6 +72,7 @@ class Step:
         )
         ret = hints.get("return")
         self.produces: type[Payload] | None = _payload_type(ret)
+        self._declares_text = ret is str
         if ret not in (None, str, type(None)) and self.produces is None:
             raise ConfigError(
                 f"step {self.name!r} returns {ret!r}; a step must return str or an accord.Payload "
@@ -114,13 +115,15 @@ class Step:
         else:
             result = self.fn(**args)
         if isinstance(result, Payload):
-            if self.produces is not None and not isinstance(result, self.produces):
+            if self._declares_text or (
+                self.produces is not None and not isinstance(result, self.produces)
+            ):
+                expected = self.produces.__name__ if self.produces is not None else "str"
                 raise MessageTypeError(
-                    f"step {self.name!r} declares {self.produces.__name__} but returned "
-                    f"{type(result).__name__}.",
+                    f"step {self.name!r} declares {expected} but returned {type(result).__name__}.",
                     node=self.name,
                     got=type(result).__name__,
-                    expected=self.produces.__name__,
+                    expected=expected,
                 )
             return NodeOutput(text=result.as_text(), payload=result)
         if isinstance(result, str) and self.produces is None:

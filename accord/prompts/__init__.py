@@ -124,6 +124,10 @@ class Template:
                 "the variables they are given.",
                 template=self.name,
             ) from exc
+        except OverflowError as exc:  # the sandbox's cap on range() (MAX_RANGE)
+            raise TemplateSecurityError(
+                f"template {self.name!r} went past a sandbox limit ({exc}).", template=self.name
+            ) from exc
         except jinja2.UndefinedError as exc:
             match = _UNDEFINED.search(str(exc))
             variable = next((g for g in match.groups() if g), None) if match else None
