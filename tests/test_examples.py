@@ -104,7 +104,7 @@ def test_example_debate_command_line_on_a_tiny_local_model(tmp_path: Path) -> No
     pytest.importorskip("torch")
     from accord._tiny import save_tiny_llama
 
-    folder = save_tiny_llama(tmp_path / "tiny")
+    folder = save_tiny_llama(tmp_path / "tiny", max_positions=8192)
     env = {**os.environ, "ACCORD_DURABILITY": "off", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "debate.py"), "2+2?", "--model", f"hf:{folder}"],
