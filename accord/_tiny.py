@@ -145,9 +145,7 @@ def byte_tokenizer(*, chat_template: str | None = CHATML_TEMPLATE) -> PreTrained
     return _wrap(tokenizer, chat_template=chat_template, bos=False)
 
 
-def char_tokenizer(
-    alphabet: str, *, chat_template: str | None = None
-) -> PreTrainedTokenizerBase:
+def char_tokenizer(alphabet: str, *, chat_template: str | None = None) -> PreTrainedTokenizerBase:
     """A character-level tokenizer over a fixed alphabet, which prepends BOS to every text.
 
     Ids 0-4 are the :data:`SPECIAL_TOKENS`, then ``<unk>`` (id 5, for characters outside the
@@ -278,20 +276,12 @@ def _seeded_model(model_class: Any, config: Any, seed: int) -> PreTrainedModel:
     torch = require("torch", extra="hf")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model: PreTrainedModel = model_class(config)
+        model: Any = model_class(config)
     model.eval()
-    ids = _special_ids_from_config(config)
-    for key, value in ids.items():
-        setattr(model.generation_config, key, value)
-    return model
-
-
-def _special_ids_from_config(config: Any) -> dict[str, Any]:
-    return {
-        "bos_token_id": config.bos_token_id,
-        "eos_token_id": config.eos_token_id,
-        "pad_token_id": config.pad_token_id,
-    }
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        setattr(model.generation_config, key, getattr(config, key))
+    built: PreTrainedModel = model
+    return built
 
 
 def tiny_llama(
@@ -304,6 +294,7 @@ def tiny_llama(
     intermediate: int | None = None,
     max_positions: int = 2048,
     tie_embeddings: bool = True,
+    init_std: float = 0.02,
     seed: int = 0,
 ) -> PreTrainedModel:
     """A Llama-architecture causal LM with seeded random weights, in memory, in eval mode.
@@ -321,6 +312,10 @@ def tiny_llama(
         intermediate: MLP size; ``4 * hidden`` when None.
         max_positions: context length.
         tie_embeddings: share input embeddings and LM head.
+        init_std: standard deviation of the random weights. The usual 0.02 gives nearly uniform
+            next-token distributions (greedy output tends to repeat one token whatever the
+            prompt); around 0.3 gives prompt-dependent, varied output, better for tests that
+            compare texts.
         seed: weight seed; the same seed gives the same weights.
 
     Returns:
@@ -337,6 +332,7 @@ def tiny_llama(
         intermediate_size=intermediate or 4 * hidden,
         max_position_embeddings=max_positions,
         tie_word_embeddings=tie_embeddings,
+        initializer_range=init_std,
         **_special_ids(tokenizer),
     )
     return _seeded_model(transformers.LlamaForCausalLM, config, seed)

@@ -40,14 +40,16 @@ def mixture_of_agents(
         g = accord.mixture_of_agents([accord.Agent("a", "openai:m1"), accord.Agent("b", "openai:m2")],
                                      accord.Aggregator("final", "openai:m3"), layers=2)
     """
-    agents = check_agents("mixture_of_agents", "proposers", proposers)
+    check_agents("mixture_of_agents", "proposers", proposers)
     if layers < 1:
         raise ConfigError(f"mixture_of_agents(): layers must be 1 or more, not {layers}.")
-    for a in (*agents, aggregator):
+    agents: list[Agent] = []
+    for a in proposers:
         if not isinstance(a, Agent):
             raise ConfigError(
                 f"mixture_of_agents(): {a!r} is not an accord.Agent (proposers are copied per layer)."
             )
+        agents.append(a)
     g = Graph(name)
     previous: list[str] = []
     for layer in range(layers):
