@@ -16,7 +16,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +90,7 @@ def load_graph(spec: str) -> Any:
         found = found()
     if not isinstance(found, Graph):
         raise ConfigError(f"{spec!r} is a {type(found).__name__}, not an accord.Graph.")
+    found.source = f"{path.resolve()}:{attr}"  # lets `accord runs resume ID` find the graph again
     return found
 
 
@@ -302,27 +302,15 @@ def _write_png(dot_source: str, out: Path) -> None:
         raise ConfigError(f"dot failed: {done.stderr.strip()[:500]}")
 
 
-def _register_optional(register: Callable[[], None]) -> None:
-    try:
-        register()
-    except ImportError:  # a sub-command whose module is not part of this build
-        pass
+def _add_subcommands() -> None:
+    from accord.merge.cli import register as register_merge
+    from accord.store.cli import register as register_runs
+
+    register_merge(app)
+    register_runs(app)
 
 
-def _add_merge() -> None:
-    from accord.merge.cli import register
-
-    register(app)
-
-
-def _add_runs() -> None:
-    from accord.store.cli import register
-
-    register(app)
-
-
-_register_optional(_add_merge)
-_register_optional(_add_runs)
+_add_subcommands()
 
 
 def main() -> None:

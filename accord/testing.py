@@ -29,6 +29,7 @@ __all__ = [
     "FunctionBackend",
     "forbid_real_backends",
     "estimate_tokens",
+    "ReplayBackend",
 ]
 
 Reply = str | Completion | BaseException
@@ -188,3 +189,12 @@ def forbid_real_backends() -> Iterator[None]:
         yield
     finally:
         _guard.set_forbidden(previous)
+
+
+def __getattr__(name: str) -> Any:
+    # ReplayBackend lives with the run store, which is imported only when it is used.
+    if name == "ReplayBackend":
+        from accord.store._replay import ReplayBackend
+
+        return ReplayBackend
+    raise AttributeError(f"module 'accord.testing' has no attribute {name!r}")

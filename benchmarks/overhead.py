@@ -13,7 +13,8 @@ Workloads (see benchmarks/README.md for the figures):
 accord's side uses real Agents (template rendering, typed Messages, usage accounting) with events
 on (an event sink collects every event). LangGraph's side uses StateGraph with async nodes and
 ``ainvoke``; its nodes do the least work possible (append to a list), so the ratio is a lower bound
-on accord's advantage. Each figure is the median of several repeats.
+on accord's advantage. accord runs with ``durability="off"`` (no run store; see
+``benchmarks/store.py`` for the cost of recording). Each figure is the median of several repeats.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ async def accord_runs(graph: accord.Graph, backend: FunctionBackend, runs: int) 
     events: list[Any] = []
     start = time.perf_counter()
     for _ in range(runs):
-        await graph.run("task", backend, max_steps=100_000, on_event=events.append)
+        await graph.run("task", backend, max_steps=100_000, on_event=events.append, durability="off")
         events.clear()
         backend.requests.clear()
     return time.perf_counter() - start
@@ -265,7 +266,7 @@ def bench_many(runs: int) -> dict[str, float]:
 
     async def all_runs() -> float:
         start = time.perf_counter()
-        await asyncio.gather(*(g.run("task", b, max_steps=1000) for _ in range(runs)))
+        await asyncio.gather(*(g.run("task", b, max_steps=1000, durability="off") for _ in range(runs)))
         return time.perf_counter() - start
 
     gc.collect()

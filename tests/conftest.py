@@ -2,7 +2,7 @@
 
 Kept minimal on purpose: nothing here is autouse, so folders with their own needs (backends,
 merge, store, ensemble) are unaffected. A test that wants the run store on sets
-``ACCORD_DURABILITY`` itself (``monkeypatch.setenv("ACCORD_DURABILITY", "sqlite")``).
+``ACCORD_DURABILITY`` itself (``monkeypatch.setenv("ACCORD_DURABILITY", "sync")``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from accord.backends.base import Backend
 from accord.errors import ConfigError, GraphError
 from accord.messages import Message, Payload
-from accord.runtime._node import ActivationContext, Node, NodeOutput
+from accord.runtime._node import ActivationContext, Node, NodeOutput, current_context
 from accord.runtime._plan import EdgeSpec, Plan, back_edges
 from accord.runtime._scheduler import ActivationCache, EventSink, execute
 from accord.runtime.result import RunResult
@@ -38,6 +39,9 @@ from accord.runtime.termination import Condition
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from accord.store._base import RunStore
+    from accord.store._recorder import Durability
 
 __all__ = ["Graph", "Edge", "Subgraph"]
 
@@ -73,6 +77,9 @@ class Graph:
         self._exits: tuple[str, ...] | None = None
         self._duplicates: list[str] = []
         self._plan: Plan | None = None
+        self.source: str | None = None
+        """Where the graph can be loaded again (``FILE.py:NAME``), recorded with its runs so
+        ``accord runs resume ID`` can rebuild it."""
 
     # ------------------------------------------------------------------ building
 
@@ -338,6 +345,8 @@ class Graph:
         on_event: EventSink | None = None,
         stream_tokens: bool = False,
         cache: ActivationCache | None = None,
+        store: RunStore | str | os.PathLike[str] | None = None,
+        durability: Durability | None = None,
     ) -> RunResult:
         """Run the graph on ``task``.
 
@@ -350,10 +359,17 @@ class Graph:
             run_id: the run's id (default: a new random id).
             on_event: called with every event (see :mod:`accord.runtime.events`).
             stream_tokens: stream model replies as ``token`` events (needs ``on_event``).
+            store: the run store to record into: a path or a ``RunStore`` (default:
+                ``ACCORD_STORE``, else ``./.accord/runs.db``).
+            durability: ``"off"`` (memory only), ``"async"`` (batched writes off the hot path;
+                the default) or ``"sync"`` (each activation is committed before its message is
+                delivered); default ``ACCORD_DURABILITY``, else ``"async"``. A run started inside
+                another run's activation (a subgraph) defaults to ``"off"``.
 
         Raises:
             GraphError: the graph is invalid (nothing ran).
             RunError: a node failed; ``err.result`` holds the partial result.
+            StoreError: the run could not be recorded.
         """
         if not isinstance(task, str):
             raise ConfigError(f"the task must be a string, not {type(task).__name__}.")
@@ -364,6 +380,28 @@ class Graph:
             from accord.backends import backend as resolve
 
             backend = resolve(backend)
+        if durability is None and store is None and current_context() is not None:
+            durability = "off"  # a nested run: the outer activation's record holds its output
+        if durability != "off" and (durability or os.environ.get("ACCORD_DURABILITY")) != "off":
+            from accord.store._run import resolve_durability, run_recorded
+
+            mode = resolve_durability(durability)
+            if mode != "off":
+                return await run_recorded(
+                    self,
+                    plan,
+                    task,
+                    mode=mode,
+                    store=store,
+                    run_id=run_id or uuid.uuid4().hex[:16],
+                    given_run_id=run_id is not None,
+                    on_event=on_event,
+                    stream_tokens=stream_tokens,
+                    max_steps=max_steps,
+                    default_backend=backend,
+                    until=until,
+                    cache=cache,
+                )
         return await execute(
             plan,
             task,
@@ -374,6 +412,54 @@ class Graph:
             sink=on_event,
             wants_tokens=stream_tokens,
             cache=cache,
+        )
+
+    async def resume(
+        self,
+        run_id: str,
+        backend: Backend | str | None = None,
+        *,
+        store: RunStore | str | os.PathLike[str] | None = None,
+        durability: Durability | None = None,
+        until: Condition | None = None,
+        max_steps: int | None = None,
+        on_event: EventSink | None = None,
+        stream_tokens: bool = False,
+    ) -> RunResult:
+        """Finish run ``run_id`` from the run store.
+
+        Activations the store holds are not run again (their messages come from the store, with
+        no model call); activations that were in flight when the run stopped run once more. The
+        result equals that of an uninterrupted run with the same model outputs. A completed run
+        resumes to its recorded result without any model call.
+
+        Args:
+            run_id: the run to resume (``accord runs list`` shows them).
+            backend: the default backend for agents that have none.
+            store: the store holding the run (default as for :meth:`run`).
+            durability: ``"async"`` or ``"sync"`` for the rest of the run (default as for
+                :meth:`run`; ``"off"`` is refused).
+            until: a termination condition for the rest of the run.
+            max_steps: the step limit (default: the one the run started with).
+            on_event, stream_tokens: as for :meth:`run`.
+
+        Raises:
+            ConfigError: no such run, or this graph's structure differs from the recorded one.
+            RunBusyError: another live process is executing the run.
+            StoreError: the store cannot be read or written.
+        """
+        from accord.store._run import resume_recorded
+
+        return await resume_recorded(
+            self,
+            run_id,
+            backend,
+            store=store,
+            durability=durability,
+            until=until,
+            max_steps=max_steps,
+            on_event=on_event,
+            stream_tokens=stream_tokens,
         )
 
     def run_sync(

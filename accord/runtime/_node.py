@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from accord import _crash
 from accord.backends.base import Backend, Choice, Completion, Request
 from accord.errors import ConfigError
 from accord.messages import Message, Payload, Usage
@@ -84,6 +85,7 @@ class ActivationContext:
         "activation_id",
         "usage",
         "started_at",
+        "calls",
     )
 
     def __init__(
@@ -106,6 +108,10 @@ class ActivationContext:
         self.usage = Usage()
         """What this activation's model calls cost so far."""
         self.started_at = time.time()
+        self.calls: list[tuple[Request, Completion]] | None = (
+            [] if run.recorder is not None else None
+        )
+        """This activation's model calls (request, response), kept when the run is recorded."""
 
     @property
     def run_id(self) -> str:
@@ -148,10 +154,18 @@ class ActivationContext:
         chosen = self.resolve_backend(backend)
         run = self._run
         run.check_budget(request)
+        if _crash.ARMED:
+            _crash.crash_point("before_model_call", node=self.node, round=self.round)
         if run.wants_tokens and chosen.capabilities.streaming and request.n == 1:
             completion = await self._stream(chosen, request)
         else:
             completion = await chosen.complete(request)
+        if _crash.ARMED:
+            _crash.crash_point(
+                "after_model_response_before_persist", node=self.node, round=self.round
+            )
+        if self.calls is not None:
+            self.calls.append((request, completion))
         usage = (
             completion.usage if completion.usage.requests else completion.usage + Usage(requests=1)
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from accord._fast import construct
 from accord._log import get_logger
@@ -28,7 +28,7 @@ from accord.runtime._plan import Plan, RunState, deliver, new_state, take_ready
 from accord.runtime.result import ActivationTiming, RunResult, RunStatus
 from accord.runtime.termination import Condition, RunSnapshot
 
-__all__ = ["execute", "ActivationCache", "EventSink"]
+__all__ = ["execute", "ActivationCache", "ActivationRecorder", "EventSink"]
 
 log = get_logger(__name__)
 
@@ -43,6 +43,14 @@ class ActivationCache:
 
     def get(self, activation_id: str) -> Message | None:
         return self.outputs.get(activation_id)
+
+
+class ActivationRecorder(Protocol):
+    """Where finished activations go to be made durable (the run store's recorder)."""
+
+    def activation(self, ctx: ActivationContext, message: Message) -> None:
+        """Record a finished activation; called before its message is delivered."""
+        ...
 
 
 class _Stop(Exception):
@@ -70,6 +78,7 @@ class _Run:
         sink: EventSink | None,
         wants_tokens: bool,
         cache: ActivationCache | None,
+        recorder: ActivationRecorder | None = None,
     ) -> None:
         self.plan = plan
         self.task = task
@@ -80,6 +89,8 @@ class _Run:
         self.sink = sink
         self.wants_tokens = wants_tokens and sink is not None
         self.cache = cache
+        self.recorder = recorder
+        """Records finished activations (None: durability "off")."""
         self.state: RunState = new_state(plan)
         self.snapshot = RunSnapshot()
         self.usage_by_node: dict[str, Usage] = {}
@@ -255,6 +266,8 @@ class _Run:
         self, ctx: ActivationContext, message: Message, cached: bool
     ) -> list[tuple[str, tuple[Message, ...]]]:
         """Fold a finished activation into the run; returns the activations it made ready."""
+        if self.recorder is not None and not cached:
+            self.recorder.activation(ctx, message)
         plan, state = self.plan, self.state
         targets = deliver(plan, state, message)
         if targets:
@@ -361,9 +374,16 @@ async def execute(
     sink: EventSink | None = None,
     wants_tokens: bool = False,
     cache: ActivationCache | None = None,
+    recorder: ActivationRecorder | None = None,
 ) -> RunResult:
-    """Run ``plan`` on ``task`` to the end and return its result (see module docstring)."""
-    run = _Run(plan, task, run_id, default_backend, until, max_steps, sink, wants_tokens, cache)
+    """Run ``plan`` on ``task`` to the end and return its result (see module docstring).
+
+    ``recorder`` (the run store's) gets each finished activation that did not come from
+    ``cache``, before its message is delivered.
+    """
+    run = _Run(
+        plan, task, run_id, default_backend, until, max_steps, sink, wants_tokens, cache, recorder
+    )
     if sink is not None:
         sink(
             construct(
