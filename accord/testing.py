@@ -16,13 +16,16 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accord._fast import construct
 from accord.backends import _guard
 from accord.backends.base import Capabilities, Choice, Completion, Delta, Request
 from accord.errors import ScriptExhaustedError
 from accord.messages import Usage
+
+if TYPE_CHECKING:
+    from accord.store._replay import ReplayBackend
 
 __all__ = [
     "ScriptedBackend",
