@@ -111,7 +111,8 @@ class Agent:
         output: ``str`` for plain text, or a :class:`~accord.messages.Payload` subclass: its JSON
             schema goes to the backend and the reply is parsed and validated.
         memory: see earlier rounds of this run (own prompts and replies) when run again.
-        join: ``"all"`` (one message from each predecessor) or ``"any"`` (run per message).
+        join: ``"all"`` (one message from each predecessor) or ``"any"`` (run per message, in
+            arrival order, so its rounds follow timing).
         reasks: re-asks allowed when the reply does not validate.
         timeout: seconds one activation may take.
         temperature, max_tokens, stop, seed: sampling options for every call.

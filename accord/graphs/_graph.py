@@ -148,10 +148,17 @@ class Graph:
 
     @property
     def entries(self) -> tuple[str, ...]:
+        """The nodes that receive the task: those set with :meth:`set_entry`; else the nodes with
+        no incoming edge; else (every node is on a loop) the nodes whose incoming edges all carry
+        a condition or a bound, as the first node of a critique loop does."""
         if self._entries is not None:
             return self._entries
         targets = {e.dst for e in self._edges}
-        return tuple(n for n in self._nodes if n not in targets)
+        found = tuple(n for n in self._nodes if n not in targets)
+        if found:
+            return found
+        plain = {e.dst for e in self._edges if e.when is None and e.max_rounds is None}
+        return tuple(n for n in self._nodes if n not in plain)
 
     @property
     def exits(self) -> tuple[str, ...]:
@@ -252,6 +259,24 @@ class Graph:
                     problems.append(
                         f"node {n!r} has no outgoing edge and is not an exit, so its message would go "
                         f"nowhere. Connect it (graph.connect({n!r}, ...)) or add it to set_exit(...)."
+                    )
+                    named.append(n)
+            pred: dict[str, list[str]] = {n: [] for n in nodes}
+            for e in edges:
+                pred[e.dst].append(e.src)
+            leads_out: set[str] = set()
+            todo = [n for n in exits if n in nodes]
+            while todo:
+                n = todo.pop()
+                if n not in leads_out:
+                    leads_out.add(n)
+                    todo.extend(pred[n])
+            for n in nodes:
+                if succ[n] and n not in leads_out:
+                    problems.append(
+                        f"node {n!r} has no path to an exit ({', '.join(map(repr, exits))}), so "
+                        "its work could never reach the output. Connect it towards an exit or add "
+                        "it to set_exit(...)."
                     )
                     named.append(n)
         import networkx as nx  # imported on first validation: keeps `import accord` light

@@ -8,6 +8,7 @@ where budgets are checked, usage is counted and tokens are streamed as events.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
 from collections.abc import Sequence
@@ -153,13 +154,16 @@ class ActivationContext:
         """
         chosen = self.resolve_backend(backend)
         run = self._run
-        run.check_budget(request)
-        if _crash.ARMED:
-            _crash.crash_point("before_model_call", node=self.node, round=self.round)
-        if run.wants_tokens and chosen.capabilities.streaming and request.n == 1:
-            completion = await self._stream(chosen, request)
-        else:
-            completion = await chosen.complete(request)
+        reservation = run.reserve(request)
+        try:
+            if _crash.ARMED:
+                _crash.crash_point("before_model_call", node=self.node, round=self.round)
+            if run.wants_tokens and chosen.capabilities.streaming and request.n == 1:
+                completion = await self._stream(chosen, request)
+            else:
+                completion = await chosen.complete(request)
+        finally:
+            run.release(reservation)
         if _crash.ARMED:
             _crash.crash_point(
                 "after_model_response_before_persist", node=self.node, round=self.round
@@ -169,7 +173,7 @@ class ActivationContext:
         usage = (
             completion.usage if completion.usage.requests else completion.usage + Usage(requests=1)
         )
-        self.usage = self.usage + usage
+        self.usage = usage if not self.usage.requests else self.usage + usage
         run.add_usage(self.node, usage)
         return completion
 
@@ -178,14 +182,15 @@ class ActivationContext:
         usage: Usage | None = None
         finish: str | None = None
         started = time.perf_counter()
-        async for delta in backend.stream(request):
-            if delta.text:
-                parts.append(delta.text)
-                self._run.on_token(self, delta.text)
-            if delta.finish_reason is not None:
-                finish = delta.finish_reason
-            if delta.usage is not None:
-                usage = delta.usage
+        async with contextlib.aclosing(backend.stream(request)) as deltas:  # type: ignore[type-var]
+            async for delta in deltas:
+                if delta.text:
+                    parts.append(delta.text)
+                    self._run.on_token(self, delta.text)
+                if delta.finish_reason is not None:
+                    finish = delta.finish_reason
+                if delta.usage is not None:
+                    usage = delta.usage
         text = "".join(parts)
         return Completion(
             choices=(Choice(text=text, finish_reason=finish),),

@@ -7,7 +7,9 @@ event loop, so they are tested directly.
 Readiness rules. An entry node runs round 0 with the task. A node with join ``"all"`` is ready when
 every *forward* predecessor has a queued message (it takes one from each, plus any queued back-edge
 messages); a node that has already run is also ready when a *back-edge* message arrives (the next
-round of a loop). A node with join ``"any"`` runs once per incoming message. Back edges are the
+round of a loop). A node with join ``"any"`` runs once per incoming message, in arrival order: its
+round numbers (and so its transcript) follow timing, which is why the determinism guarantee is for
+``"all"`` joins. Back edges are the
 edges into entry nodes and the edges that close a cycle in a depth-first walk from the entries, in
 insertion order.
 """

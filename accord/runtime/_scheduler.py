@@ -93,13 +93,17 @@ class _Run:
         """Records finished activations (None: durability "off")."""
         self.state: RunState = new_state(plan)
         self.snapshot = RunSnapshot()
-        self.usage_by_node: dict[str, Usage] = {}
+        self.usages: list[tuple[str, Usage]] = []
+        """Every model call's usage, by node, in the order they finished (summed at the end)."""
+        self.reserved_requests = 0
+        self.reserved_tokens = 0
+        """Calls in flight and their estimated prompt tokens: budgets count them as spent."""
         self.history: dict[str, list[tuple[tuple[Message, ...], Message]]] = {
             n: [] for n in plan.order
         }
         self.messages: list[Message] = []
         self.depth: dict[str, int] = {}
-        self.timings: list[ActivationTiming] = []
+        self.timings: list[tuple[str, int, float, float, bool]] = []
         self.started_at = time.time()
         self.t0 = time.perf_counter()
         self.steps_started = 0
@@ -109,19 +113,61 @@ class _Run:
 
     # ---------------------------------------------------------------- called by contexts
 
-    def check_budget(self, request: Request) -> None:
+    def reserve(self, request: Request) -> int:
+        """Check the budgets before a model call and count the call as in flight.
+
+        Calls in flight count as spent (a request each, their estimated prompt tokens), so
+        concurrent activations cannot overrun a budget together. Returns the reservation to pass
+        to :meth:`release` once the call is over.
+
+        Raises:
+            _Stop: a budget would be exceeded; the call must not be made.
+        """
         if self.until is None:
-            return
+            return 0
+        estimate = sum(len(m.content) for m in request.messages) // 4
         snap = self.snapshot
         snap.elapsed_s = time.perf_counter() - self.t0
-        snap.next_prompt_tokens = sum(len(m.content) for m in request.messages) // 4
-        reason = self.until.before_call(snap)
+        snap.next_prompt_tokens = estimate
+        spent = snap.usage
+        if self.reserved_requests:
+            snap.usage = spent + Usage(
+                requests=self.reserved_requests, prompt_tokens=self.reserved_tokens
+            )
+        try:
+            reason = self.until.before_call(snap)
+        finally:
+            snap.usage = spent
         if reason:
             raise _Stop(reason)
+        self.reserved_requests += 1
+        self.reserved_tokens += estimate
+        return estimate
+
+    def release(self, reservation: int) -> None:
+        if self.until is not None:
+            self.reserved_requests -= 1
+            self.reserved_tokens -= reservation
 
     def add_usage(self, node: str, usage: Usage) -> None:
-        self.snapshot.usage = self.snapshot.usage + usage
-        self.usage_by_node[node] = self.usage_by_node.get(node, Usage()) + usage
+        self.usages.append((node, usage))
+        if self.until is not None:
+            self.snapshot.usage = self.snapshot.usage + usage
+
+    def total_usage(self) -> Usage:
+        if self.until is not None:
+            return self.snapshot.usage
+        total = Usage()
+        for _, usage in self.usages:
+            total = total + usage
+        return total
+
+    def usage_by_node(self) -> dict[str, Usage]:
+        by_node: dict[str, Usage] = {}
+        for node, usage in self.usages:
+            found = by_node.get(node)
+            by_node[node] = usage if found is None else found + usage
+        return by_node
 
     def on_token(self, ctx: ActivationContext, text: str) -> None:
         if self.sink is not None:
@@ -279,16 +325,7 @@ class _Run:
             self.add_usage(ctx.node, message.usage)
         now = time.time()
         duration = 0.0 if cached else now - ctx.started_at
-        self.timings.append(
-            construct(
-                ActivationTiming,
-                node=ctx.node,
-                round=ctx.round,
-                started_at=ctx.started_at,
-                duration_s=duration,
-                cached=cached,
-            )
-        )
+        self.timings.append((ctx.node, ctx.round, ctx.started_at, duration, cached))
         snap = self.snapshot
         snap.steps += 1
         snap.rounds[ctx.node] = snap.rounds.get(ctx.node, 0) + 1
@@ -355,11 +392,14 @@ class _Run:
             output=output,
             outputs=outputs,
             transcript=transcript,
-            usage=self.snapshot.usage,
-            usage_by_agent=dict(self.usage_by_node),
+            usage=self.total_usage(),
+            usage_by_agent=self.usage_by_node(),
             started_at=self.started_at,
             duration_s=time.perf_counter() - self.t0,
-            timings=self.timings,
+            timings=[
+                construct(ActivationTiming, node=n, round=r, started_at=t, duration_s=d, cached=c)
+                for n, r, t, d, c in self.timings
+            ],
         )
 
 
@@ -448,7 +488,7 @@ def _finished(run: _Run, status: str, reason: str | None, result: RunResult | No
                 kind="run_finished",
                 status=status,
                 stop_reason=reason,
-                usage=run.snapshot.usage,
+                usage=run.total_usage(),
                 duration_s=duration,
             )
         )

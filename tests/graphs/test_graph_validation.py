@@ -70,13 +70,21 @@ def test_graph_unknown_entry_and_exit_names_are_rejected() -> None:
 
 
 def test_graph_without_entry_is_rejected() -> None:
-    g = accord.Graph("g").add(*_agents("a", "b"))
-    g.connect("a", "b").connect("b", "a", max_rounds=2).set_exit("b")
+    g = accord.Graph("g").add(*_agents("a", "b", "c"))
+    g.connect("a", "b").connect("b", "a").connect("b", "c").connect("c", "a").set_exit("c")
 
     err = _problems(g)
 
     assert "the graph has no entry" in str(err)
     assert "set_entry" in str(err)
+
+
+def test_graph_entry_defaults_to_the_head_of_a_bounded_loop() -> None:
+    g = accord.Graph("g").add(*_agents("a", "b"))
+    g.connect("a", "b").connect("b", "a", max_rounds=2).set_exit("b")
+
+    assert g.entries == ("a",)
+    g.validate()
 
 
 def test_graph_without_exit_is_rejected() -> None:
@@ -240,12 +248,6 @@ async def test_graph_without_entry_reports_other_problems_too() -> None:
 # ------------------------------------------------------------------ known gaps
 
 
-@pytest.mark.xfail(
-    reason="BUG: validation checks only for nodes with no out-edge; a node whose messages can "
-    "never reach an exit (a bounded loop hanging off the path) passes (reliability plan 3.6: "
-    "'a path to an exit from every node')",
-    strict=True,
-)
 def test_graph_node_with_no_path_to_an_exit_is_rejected() -> None:
     g = accord.Graph("g").add(*_agents("s", "a", "b"))
     g.connect("s", "a").connect("a", "b").connect("b", "a", max_rounds=2).set_exit("s")
@@ -254,12 +256,6 @@ def test_graph_node_with_no_path_to_an_exit_is_rejected() -> None:
         g.validate()
 
 
-@pytest.mark.xfail(
-    reason="BUG: the Graph module docstring's critique loop (set_exit('solver') only) fails with "
-    "'the graph has no entry': entries default to nodes without incoming edges, and the back "
-    "edge critic -> solver gives solver one",
-    strict=True,
-)
 async def test_graph_docstring_critique_loop_runs_without_set_entry() -> None:
     g = accord.Graph("review")
     g.add(accord.Solver("solver"), accord.Critic("critic"))

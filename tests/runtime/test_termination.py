@@ -136,12 +136,6 @@ async def test_request_budget_allows_exactly_n_calls() -> None:
     assert result.usage.requests == 4
 
 
-@pytest.mark.xfail(
-    reason="BUG: budgets count only finished calls; calls running concurrently all pass "
-    "before_call, so RequestBudget(1) lets two parallel agents each make a call and the run "
-    "completes over budget (in-flight calls are not reserved in RunSnapshot)",
-    strict=True,
-)
 async def test_request_budget_holds_for_concurrent_calls() -> None:
     backend = ScriptedBackend({"a": ["x"], "b": ["y"]}, delay=0.01)
     g = accord.Graph("pair").add(accord.Agent("a"), accord.Agent("b"))
