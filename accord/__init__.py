@@ -23,9 +23,25 @@ from accord.agents import (
     step,
 )
 from accord.backends import Backend, backend, default_model
+from accord.ensemble import (
+    Candidates,
+    Cascade,
+    Router,
+    Rule,
+    Stage,
+    TokenEnsemble,
+    VoteNode,
+    best_of_n,
+    fuse,
+    mbr,
+    pairwise_rank,
+    self_consistency,
+    vote,
+)
 from accord.errors import (
     AccordError,
     ConfigError,
+    EnsembleError,
     GraphError,
     OutputValidationError,
     RunError,
@@ -79,6 +95,20 @@ __all__ = [
     "round_robin",
     "selector_chat",
     "judge_panel",
+    # ensembles
+    "Router",
+    "Rule",
+    "Cascade",
+    "Stage",
+    "TokenEnsemble",
+    "vote",
+    "mbr",
+    "best_of_n",
+    "pairwise_rank",
+    "fuse",
+    "self_consistency",
+    "VoteNode",
+    "Candidates",
     # messages
     "Message",
     "Payload",
@@ -110,5 +140,6 @@ __all__ = [
     "GraphError",
     "OutputValidationError",
     "StepLimitError",
+    "EnsembleError",
     "__version__",
 ]

@@ -166,9 +166,14 @@ def _needs_model(graph: Any) -> bool:
     """Whether some agent of the graph has no backend of its own (and so needs ``--model``)."""
     from accord.agents import Agent
 
-    return any(isinstance(n, Agent) and n._backend is None for n in graph.nodes.values()) or any(
-        _needs_model(n.graph) for n in graph.nodes.values() if hasattr(n, "graph")
-    )
+    for node in graph.nodes.values():
+        agent = node if isinstance(node, Agent) else getattr(node, "agent", None)
+        if isinstance(agent, Agent) and agent._backend is None:
+            return True
+        inner = getattr(node, "graph", None)
+        if inner is not None and _needs_model(inner):
+            return True
+    return False
 
 
 def _answer(result: Any) -> str:
@@ -207,15 +212,11 @@ def run_command(
 ) -> None:
     """Run a pattern or your own graph on a task."""
     try:
-        graph = (
-            load_graph(target)
-            if target.endswith(".py") or ".py:" in target
-            else build_pattern(target, agents, rounds)
-        )
+        from_file = target.endswith(".py") or ".py:" in target
+        graph = load_graph(target) if from_file else build_pattern(target, agents, rounds)
         graph.validate()
-        backend = (
-            resolve_model(model, base_url) if model or base_url or _needs_model(graph) else None
-        )
+        needs_model = model or base_url or not from_file or _needs_model(graph)
+        backend = resolve_model(model, base_url) if needs_model else None
     except UsageError as exc:
         raise _fail(str(exc), 2) from None
     live = not (as_json or quiet) and sys.stdout.isatty()

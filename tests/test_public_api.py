@@ -22,7 +22,7 @@ EXPECTED_ALL = [
     "Step",
     "step",
     "Template",
-    # ready-made patterns
+    # cooperation patterns
     "debate",
     "critique_revise",
     "plan_solve_verify",
@@ -30,6 +30,20 @@ EXPECTED_ALL = [
     "round_robin",
     "selector_chat",
     "judge_panel",
+    # ensembles
+    "Router",
+    "Rule",
+    "Cascade",
+    "Stage",
+    "TokenEnsemble",
+    "vote",
+    "mbr",
+    "best_of_n",
+    "pairwise_rank",
+    "fuse",
+    "self_consistency",
+    "VoteNode",
+    "Candidates",
     # messages
     "Message",
     "Payload",
@@ -61,6 +75,7 @@ EXPECTED_ALL = [
     "GraphError",
     "OutputValidationError",
     "StepLimitError",
+    "EnsembleError",
     "__version__",
 ]
 

@@ -209,14 +209,15 @@ class Agent:
     def prompt(self, task: str, inputs: tuple[Message, ...], round: int) -> str:
         """The user prompt for one activation (the task message itself is not shown twice)."""
         shown = [m for m in inputs if m.sender != "task"]
-        return self.template.render(
-            task=task,
-            messages=[{"sender": m.sender, "text": m.text, "round": m.round} for m in shown],
-            inputs=format_inputs(shown),
-            round=round,
-            name=self.name,
-            **self.variables,
-        )
+        used = self.template.variables
+        variables: dict[str, Any] = {"task": task, "round": round, "name": self.name}
+        if used is None or "inputs" in used:
+            variables["inputs"] = format_inputs(shown)
+        if used is None or "messages" in used:
+            variables["messages"] = [{"sender": m.sender, "text": m.text, "round": m.round} for m in shown]
+        if self.variables:
+            variables.update(self.variables)
+        return self.template.render(**variables)
 
     def _conversation(self, ctx: ActivationContext) -> list[ChatMessage]:
         chat: list[ChatMessage] = list(self._system)

@@ -312,13 +312,19 @@ class _Run:
         self, ctx: ActivationContext, message: Message, cached: bool
     ) -> list[tuple[str, tuple[Message, ...]]]:
         """Fold a finished activation into the run; returns the activations it made ready."""
-        if self.recorder is not None and not cached:
-            self.recorder.activation(ctx, message)
         plan, state = self.plan, self.state
         targets = deliver(plan, state, message)
         if targets:
-            message = construct(Message, **{**message.__dict__, "recipients": tuple(targets)})
-        self.depth[message.id] = 1 + max((self.depth.get(p, 0) for p in message.parents), default=0)
+            # Not yet published: no node has run on it, no event or record holds it.
+            message.__dict__["recipients"] = tuple(targets)
+        if self.recorder is not None and not cached:
+            # Committed (in "sync" mode) before any activation it makes ready can start.
+            self.recorder.activation(ctx, message)
+        parents, depth = message.parents, self.depth
+        if len(parents) == 1:
+            depth[message.id] = 1 + depth.get(parents[0], 0)
+        else:
+            depth[message.id] = 1 + max((depth.get(p, 0) for p in parents), default=0)
         self.messages.append(message)
         self.history[ctx.node].append((ctx.inputs, message))
         if cached:
@@ -326,10 +332,6 @@ class _Run:
         now = time.time()
         duration = 0.0 if cached else now - ctx.started_at
         self.timings.append((ctx.node, ctx.round, ctx.started_at, duration, cached))
-        snap = self.snapshot
-        snap.steps += 1
-        snap.rounds[ctx.node] = snap.rounds.get(ctx.node, 0) + 1
-        snap.last = message
         if self.sink is not None:
             self.sink(
                 construct(
@@ -360,14 +362,19 @@ class _Run:
                 duration_s=duration,
             )
         if self.until is not None:
+            snap = self.snapshot
+            snap.steps += 1
+            snap.rounds[ctx.node] = snap.rounds.get(ctx.node, 0) + 1
+            snap.last = message
             snap.elapsed_s = time.perf_counter() - self.t0
             reason = self.until.after_message(snap)
             if reason:
                 raise _Stop(reason)
+        if len(targets) == 1:
+            name = targets[0]
+            return [(name, inputs) for inputs in take_ready(plan, state, name)]
         ready: list[tuple[str, tuple[Message, ...]]] = []
-        for name in (
-            targets if len(targets) < 2 else sorted(set(targets), key=plan.index.__getitem__)
-        ):
+        for name in sorted(set(targets), key=plan.index.__getitem__):
             for inputs in take_ready(plan, state, name):
                 ready.append((name, inputs))
         return ready
@@ -488,7 +495,7 @@ def _finished(run: _Run, status: str, reason: str | None, result: RunResult | No
                 kind="run_finished",
                 status=status,
                 stop_reason=reason,
-                usage=run.total_usage(),
+                usage=result.usage if result is not None else run.total_usage(),
                 duration_s=duration,
             )
         )

@@ -2,61 +2,32 @@
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Sequence
 
 from accord.errors import ConfigError
 from accord.messages import Message, Payload
 from accord.runtime._node import Node
 
-__all__ = ["extract_answer", "majority", "check_agents", "check_output"]
-
-_ANSWER_LINE = re.compile(r"(?im)^\W*(?:final\s+)?answer\s*[:=]\s*(.+?)\s*$")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+__all__ = ["extract_answer", "check_agents", "check_output"]
 
 
 def extract_answer(message: Message | str) -> str:
-    """The answer a message gives, normalised for voting.
+    """The answer a message gives, normalised for voting ('' when it gives none).
 
-    A payload with an ``answer`` field wins; else the last ``Answer: ...`` line; else the last
-    number; else the last non-empty line. Case, surrounding punctuation and number formatting
-    (``1,000.0`` → ``1000``) are normalised.
+    A payload with an ``answer`` field wins; otherwise the text's final ``Answer:`` line (or the
+    whole text). A number is written canonically (``1,000.0`` gives ``1000``, as
+    :func:`accord.ensemble.extract_number` does); anything else is lower-cased with whitespace
+    collapsed and trailing punctuation dropped (:func:`accord.ensemble.extract_text`).
     """
+    from accord.ensemble._extract import extract_number, extract_text, final_answer
+
     if isinstance(message, Message):
-        payload = message.payload
-        found = getattr(payload, "answer", None)
-        if isinstance(found, str):
-            return _normalise(found)
-        text = message.text
+        found = getattr(message.payload, "answer", None)
+        text = found if isinstance(found, str) else message.text
     else:
         text = message
-    lines = _ANSWER_LINE.findall(text)
-    if lines:
-        return _normalise(lines[-1])
-    numbers = _NUMBER.findall(text)
-    if numbers:
-        return _normalise(numbers[-1])
-    rest = [line for line in text.splitlines() if line.strip()]
-    return _normalise(rest[-1]) if rest else ""
-
-
-def _normalise(answer: str) -> str:
-    a = answer.strip().strip("*_`\"'.").strip()
-    if _NUMBER.fullmatch(a):
-        number = float(a.replace(",", ""))
-        return str(int(number)) if number.is_integer() else repr(number)
-    return " ".join(a.lower().split())
-
-
-def majority(answers: Sequence[str]) -> tuple[str, dict[str, float]]:
-    """The most common non-empty answer (ties: the one given first) and the counts."""
-    counts = Counter(a for a in answers if a)
-    if not counts:
-        return "", {}
-    best = max(counts.values())
-    winner = next(a for a in answers if counts.get(a) == best)
-    return winner, {a: float(c) for a, c in counts.items()}
+    answer = final_answer(text).strip().strip("*_`")
+    return extract_number(answer) or extract_text(answer) or ""
 
 
 def check_agents(pattern: str, role: str, agents: Sequence[Node], minimum: int = 1) -> list[Node]:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from accord.agents._agent import Agent
 from accord.errors import ConfigError
 from accord.graphs._graph import Graph
-from accord.graphs.patterns._common import check_agents, extract_answer, majority
+from accord.graphs.patterns._common import check_agents, extract_answer
 from accord.messages import Message, Payload, Vote
 from accord.runtime._node import ActivationContext, Join, Node, NodeOutput
 
@@ -99,10 +99,12 @@ class VoteStep:
         self.name = name
 
     async def __call__(self, ctx: ActivationContext) -> NodeOutput:
+        from accord.ensemble import tally
+
         rounds = [m.payload for m in ctx.inputs if isinstance(m.payload, DebateRound)]
         positions = rounds[-1].positions if rounds else []
-        winner, counts = majority([p.answer for p in positions])
-        vote = Vote(answer=winner, counts=counts)
+        counted = tally([p.answer for p in positions], extract="exact", default="")
+        vote = Vote(answer=counted.answer, counts=dict(counted.counts))
         return NodeOutput(text=vote.as_text(), payload=vote)
 
 
