@@ -64,6 +64,7 @@ class Usage(BaseModel):
 
 
 ZERO_USAGE = Usage()
+"""No usage (shared: Usage is immutable)."""
 
 _REGISTRY: dict[str, type[Payload]] = {}
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -418,7 +417,7 @@ class Graph:
                     task,
                     mode=mode,
                     store=store,
-                    run_id=run_id or uuid.uuid4().hex[:16],
+                    run_id=run_id or os.urandom(8).hex(),
                     given_run_id=run_id is not None,
                     on_event=on_event,
                     stream_tokens=stream_tokens,
@@ -430,7 +429,7 @@ class Graph:
         return await execute(
             plan,
             task,
-            run_id=run_id or uuid.uuid4().hex[:16],
+            run_id=run_id or os.urandom(8).hex(),
             default_backend=backend,
             until=until,
             max_steps=max_steps,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from accord import _crash
 from accord.backends.base import Backend, Choice, Completion, Request
 from accord.errors import ConfigError
-from accord.messages import Message, Payload, Usage
+from accord.messages import ZERO_USAGE, Message, Payload, Usage
 
 if TYPE_CHECKING:
     from accord.runtime._scheduler import _Run
@@ -106,7 +106,7 @@ class ActivationContext:
         self.history = history
         """This node's earlier rounds in this run: (inputs, output) pairs, oldest first."""
         self.activation_id = activation_id
-        self.usage = Usage()
+        self.usage = ZERO_USAGE
         """What this activation's model calls cost so far."""
         self.started_at = time.time()
         self.calls: list[tuple[Request, Completion]] | None = (

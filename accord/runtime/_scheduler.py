@@ -21,7 +21,7 @@ from accord._fast import construct
 from accord._log import get_logger
 from accord.backends.base import Backend, Request
 from accord.errors import MessageTypeError, NodeTimeoutError, RunError, StepLimitError
-from accord.messages import Message, Usage
+from accord.messages import ZERO_USAGE, Message, Usage
 from accord.runtime import events as ev
 from accord.runtime._node import ActivationContext, NodeOutput, _current
 from accord.runtime._plan import Plan, RunState, deliver, new_state, take_ready
@@ -157,7 +157,7 @@ class _Run:
     def total_usage(self) -> Usage:
         if self.until is not None:
             return self.snapshot.usage
-        total = Usage()
+        total = ZERO_USAGE
         for _, usage in self.usages:
             total = total + usage
         return total
@@ -452,7 +452,7 @@ async def execute(
         recipients=plan.entries,
         text=task,
         payload=None,
-        usage=Usage(),
+        usage=ZERO_USAGE,
         parents=(),
         round=0,
         created_at=run.started_at,
