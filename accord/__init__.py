@@ -10,6 +10,8 @@ a merge needs them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from accord.agents import (
     Agent,
     Aggregator,
@@ -23,21 +25,6 @@ from accord.agents import (
     step,
 )
 from accord.backends import Backend, backend, default_model
-from accord.ensemble import (
-    Candidates,
-    Cascade,
-    Router,
-    Rule,
-    Stage,
-    TokenEnsemble,
-    VoteNode,
-    best_of_n,
-    fuse,
-    mbr,
-    pairwise_rank,
-    self_consistency,
-    vote,
-)
 from accord.errors import (
     AccordError,
     ConfigError,
@@ -69,6 +56,41 @@ from accord.runtime import (
     Timeout,
     TokenBudget,
     Until,
+)
+
+if TYPE_CHECKING:
+    from accord.ensemble import (
+        Candidates,
+        Cascade,
+        Router,
+        Rule,
+        Stage,
+        TokenEnsemble,
+        VoteNode,
+        best_of_n,
+        fuse,
+        mbr,
+        pairwise_rank,
+        self_consistency,
+        vote,
+    )
+
+_ENSEMBLE = frozenset(
+    {
+        "Candidates",
+        "Cascade",
+        "Router",
+        "Rule",
+        "Stage",
+        "TokenEnsemble",
+        "VoteNode",
+        "best_of_n",
+        "fuse",
+        "mbr",
+        "pairwise_rank",
+        "self_consistency",
+        "vote",
+    }
 )
 
 __version__ = "0.1.0"
@@ -143,3 +165,12 @@ __all__ = [
     "EnsembleError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The ensemble names load accord.ensemble on first use, which keeps `import accord` light.
+    if name in _ENSEMBLE:
+        import accord.ensemble
+
+        return getattr(accord.ensemble, name)
+    raise AttributeError(f"module 'accord' has no attribute {name!r}")

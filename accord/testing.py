@@ -168,7 +168,7 @@ class FunctionBackend:
     async def complete(self, request: Request) -> Completion:
         self.requests.append(request)
         result: Any = self._fn(request)
-        if inspect.isawaitable(result):
+        if type(result) is not str and inspect.isawaitable(result):
             result = await result
         if isinstance(result, Completion):
             return result

@@ -40,6 +40,7 @@ from accord._tiny import (
 from accord.backends.hf import HFBackend  # noqa: E402
 
 NEW_TOKENS = 32
+"""New tokens per answer (--new-tokens)."""
 
 
 def timed_backend(folder: Path, batch: int) -> tuple[HFBackend, list[float]]:
@@ -80,9 +81,11 @@ async def one_run(backend: HFBackend, spent: list[float]) -> tuple[float, float,
 
 
 def main() -> None:
+    global NEW_TOKENS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="a ~0.1 M model instead of ~46 M")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--new-tokens", type=int, default=NEW_TOKENS, help="tokens per answer")
     parser.add_argument(
         "--tokenizer",
         choices=("bpe", "byte"),
@@ -92,6 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    NEW_TOKENS = args.new_tokens
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         shape = {} if args.tiny else LLAMA_46M
