@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -178,3 +179,12 @@ async def test_cli_debate_against_an_openai_compatible_server() -> None:
     data = json.loads(out)
     assert data["answer"] == "5"
     assert len(server.requests) == 3  # three debaters agree at once: no second round
+
+
+def test_cli_graph_png_writes_an_image(graphs: Path, tmp_path: Path) -> None:
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed (.ci/run installs it with apt-get)")
+    out = tmp_path / "g.png"
+    done = accord_cmd("graph", f"{graphs}:graph", "--png", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
