@@ -61,6 +61,18 @@ def _name_of(x: str | NodeLike) -> str:
     return x if isinstance(x, str) else str(getattr(x, "name", x))
 
 
+def _reachable(starts: list[str], neighbours: dict[str, list[str]]) -> set[str]:
+    """Every node reachable from ``starts`` along ``neighbours`` (starts included)."""
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(neighbours[n])
+    return seen
+
+
 def _type_name(t: type[Payload] | None) -> str:
     return t.__name__ if t is not None else "text"
 
@@ -234,15 +246,11 @@ class Graph:
                 "is the answer with graph.set_exit(...)."
             )
         succ: dict[str, list[str]] = {n: [] for n in nodes}
+        pred: dict[str, list[str]] = {n: [] for n in nodes}
         for e in edges:
             succ[e.src].append(e.dst)
-        seen: set[str] = set()
-        todo = [n for n in entries if n in nodes]
-        while todo:
-            n = todo.pop()
-            if n not in seen:
-                seen.add(n)
-                todo.extend(succ[n])
+            pred[e.dst].append(e.src)
+        seen = _reachable([n for n in entries if n in nodes], succ)
         if entries:
             for n in nodes:
                 if n not in seen:
@@ -260,16 +268,7 @@ class Graph:
                         f"nowhere. Connect it (graph.connect({n!r}, ...)) or add it to set_exit(...)."
                     )
                     named.append(n)
-            pred: dict[str, list[str]] = {n: [] for n in nodes}
-            for e in edges:
-                pred[e.dst].append(e.src)
-            leads_out: set[str] = set()
-            todo = [n for n in exits if n in nodes]
-            while todo:
-                n = todo.pop()
-                if n not in leads_out:
-                    leads_out.add(n)
-                    todo.extend(pred[n])
+            leads_out = _reachable([n for n in exits if n in nodes], pred)
             for n in nodes:
                 if succ[n] and n not in leads_out:
                     problems.append(
