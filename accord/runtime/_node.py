@@ -135,7 +135,7 @@ class ActivationContext:
         return self._run.default_backend
 
     def resolve_backend(self, backend: Backend | None) -> Backend:
-        found = backend or self._run.default_backend
+        found = backend if backend is not None else self._run.default_backend
         if found is None:
             raise ConfigError(
                 f"node {self.node!r} needs a model but has no backend. Give it one "
@@ -152,8 +152,24 @@ class ActivationContext:
         Raises:
             ConfigError: no backend for this node.
         """
-        chosen = self.resolve_backend(backend)
         run = self._run
+        chosen = backend if backend is not None else run.default_backend
+        if chosen is None:
+            chosen = self.resolve_backend(None)  # raises, saying how to give the node a model
+        if run.until is None and not _crash.ARMED and not run.wants_tokens:
+            completion = await chosen.complete(request)  # the common path: nothing to check
+        else:
+            completion = await self._checked_call(run, chosen, request)
+        if self.calls is not None:
+            self.calls.append((request, completion))
+        usage = completion.usage
+        if not usage.requests:
+            usage = usage + Usage(requests=1)
+        self.usage = usage if not self.usage.requests else self.usage + usage
+        run.add_usage(self.node, usage)
+        return completion
+
+    async def _checked_call(self, run: _Run, chosen: Backend, request: Request) -> Completion:
         reservation = run.reserve(request)
         try:
             if _crash.ARMED:
@@ -168,13 +184,6 @@ class ActivationContext:
             _crash.crash_point(
                 "after_model_response_before_persist", node=self.node, round=self.round
             )
-        if self.calls is not None:
-            self.calls.append((request, completion))
-        usage = (
-            completion.usage if completion.usage.requests else completion.usage + Usage(requests=1)
-        )
-        self.usage = usage if not self.usage.requests else self.usage + usage
-        run.add_usage(self.node, usage)
         return completion
 
     async def _stream(self, backend: Backend, request: Request) -> Completion:
