@@ -21,7 +21,7 @@ from typing import Any
 from accord.ensemble._calls import Ledger, Model, ModelLike, as_model, ask
 from accord.ensemble._candidates import Candidate, candidate_texts
 from accord.ensemble._judging import parse_score, render_rating
-from accord.ensemble._results import Selection
+from accord.ensemble._results import Selection, select_best
 from accord.errors import ConfigError, EnsembleError
 from accord.messages import Critique, Verdict
 
@@ -205,16 +205,4 @@ async def best_of_n(
                 else "judge's replies held no score."
             )
         )
-    ranked = sorted(scored, key=lambda i: (-(scores[i] or 0.0), i))
-    ranking = (*ranked, *(i for i in range(len(texts)) if scores[i] is None))
-    best = ranked[0]
-    return Selection(
-        method="best_of_n",
-        index=best,
-        text=texts[best],
-        candidates=tuple(texts),
-        scores=tuple(scores),
-        ranking=ranking,
-        usage=ledger.usage,
-        latency_s=ledger.elapsed(),
-    )
+    return select_best("best_of_n", texts, scores, scored, ledger.usage, ledger.elapsed())

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from accord.ensemble._calls import Ledger
 from accord.ensemble._candidates import Candidate, candidate_texts
 from accord.ensemble._extract import Extractor, resolve_extractor
-from accord.ensemble._results import Selection
+from accord.ensemble._results import Selection, select_best
 from accord.ensemble._utility import LLMUtility, Utility, resolve_utility
 from accord.errors import ConfigError, EnsembleError
 
@@ -93,18 +93,6 @@ async def mbr(
             mass[i] += w[j]
         for i in usable:
             scores[i] = total[i] / mass[i] if mass[i] > 0 else 0.0
-    ranked = sorted(usable, key=lambda i: (-(scores[i] or 0.0), i))
-    ranking = (*ranked, *(i for i in range(len(texts)) if i not in usable))
     if isinstance(fn, LLMUtility):
         ledger.usage = ledger.usage + fn.ledger.usage
-    best = ranked[0]
-    return Selection(
-        method="mbr",
-        index=best,
-        text=texts[best],
-        candidates=tuple(texts),
-        scores=tuple(scores),
-        ranking=ranking,
-        usage=ledger.usage,
-        latency_s=ledger.elapsed(),
-    )
+    return select_best("mbr", texts, scores, usable, ledger.usage, ledger.elapsed())

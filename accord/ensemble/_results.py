@@ -8,6 +8,8 @@ messages or completions they came from.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import BaseModel, ConfigDict
 
 from accord.messages import Usage, Vote
@@ -89,3 +91,30 @@ class Fusion(BaseModel):
     @property
     def calls(self) -> int:
         return self.usage.requests
+
+
+def select_best(
+    method: str,
+    texts: list[str],
+    scores: list[float | None],
+    usable: Iterable[int],
+    usage: Usage,
+    latency_s: float,
+) -> Selection:
+    """The :class:`Selection` of the highest-scoring usable candidate (ties: the earliest).
+
+    The ranking lists the usable candidates by score, then the others in their order.
+    """
+    kept = set(usable)
+    ranked = sorted(kept, key=lambda i: (-(scores[i] or 0.0), i))
+    best = ranked[0]
+    return Selection(
+        method=method,
+        index=best,
+        text=texts[best],
+        candidates=tuple(texts),
+        scores=tuple(scores),
+        ranking=(*ranked, *(i for i in range(len(texts)) if i not in kept)),
+        usage=usage,
+        latency_s=latency_s,
+    )
