@@ -12,7 +12,6 @@ scored one; when no candidate gets a score the call fails with :class:`EnsembleE
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 
 from accord.ensemble._calls import Ledger, Model, ModelLike, as_model, ask
 from accord.ensemble._candidates import Candidate, candidate_texts
+from accord.ensemble._fanout import fan_out
 from accord.ensemble._judging import parse_score, render_rating
 from accord.ensemble._results import Selection, select_best
 from accord.errors import ConfigError, EnsembleError
@@ -105,16 +105,14 @@ async def judge_scores(
     """
     model = as_model(judge, default_name="judge", role="judge")
     schema = _schema_for(judge)
-    replies = await asyncio.gather(
-        *(
-            ask(
-                model,
-                model.request(render_rating(task, t, schema=schema)),
-                ledger,
-                through_run=through_run,
-            )
-            for t in texts
+    replies = await fan_out(
+        ask(
+            model,
+            model.request(render_rating(task, t, schema=schema)),
+            ledger,
+            through_run=through_run,
         )
+        for t in texts
     )
     return [parse_score(c.text) for c in replies]
 
@@ -131,17 +129,13 @@ async def sample(
         texts = [c.text for c in completion.choices]
         if len(texts) >= n:
             return texts[:n]
-    completions = await asyncio.gather(
-        *(
-            ask(
-                solver,
-                solver.request(
-                    task, temperature=temperature, seed=None if seed is None else seed + i
-                ),
-                ledger,
-            )
-            for i in range(n)
+    completions = await fan_out(
+        ask(
+            solver,
+            solver.request(task, temperature=temperature, seed=None if seed is None else seed + i),
+            ledger,
         )
+        for i in range(n)
     )
     return [c.text for c in completions]
 

@@ -158,4 +158,11 @@ async def sync_all(sequences: Seq[Sequence]) -> None:
     if len(stale) == 1:
         await asyncio.to_thread(stale[0].sync)
     elif stale:
-        await asyncio.gather(*(asyncio.to_thread(s.sync) for s in stale))
+        # A worker thread cannot be cancelled: wait for every forward pass to end before
+        # reporting a failure, so none is still running when the caller has raised.
+        results = await asyncio.gather(
+            *(asyncio.to_thread(s.sync) for s in stale), return_exceptions=True
+        )
+        error = next((r for r in results if isinstance(r, BaseException)), None)
+        if error is not None:
+            raise error

@@ -12,13 +12,13 @@ count as references); with a single usable candidate, it is returned with score 
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Sequence
 
 from accord.ensemble._calls import Ledger
 from accord.ensemble._candidates import Candidate, candidate_texts
 from accord.ensemble._extract import Extractor, resolve_extractor
+from accord.ensemble._fanout import fan_out
 from accord.ensemble._results import Selection, select_best
 from accord.ensemble._utility import LLMUtility, Utility, resolve_utility
 from accord.errors import ConfigError, EnsembleError
@@ -83,8 +83,8 @@ async def mbr(
     scores: list[float | None] = [None] * len(texts)
     if len(usable) > 1:
         pairs = [(i, j) for i in usable for j in usable if i != j]
-        values = await asyncio.gather(
-            *(_pair_value(fn, answers[i] or "", answers[j] or "") for i, j in pairs)
+        values = await fan_out(
+            (_pair_value(fn, answers[i] or "", answers[j] or "") for i, j in pairs)
         )
         total: dict[int, float] = dict.fromkeys(usable, 0.0)
         mass: dict[int, float] = dict.fromkeys(usable, 0.0)

@@ -14,7 +14,6 @@ makes ``n`` calls (seeds ``seed, seed+1, ...``) and counts each.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from accord.ensemble._best_of_n import Reward, best_of_n
 from accord.ensemble._calls import ModelLike
 from accord.ensemble._candidates import Candidates, candidates_from_messages
 from accord.ensemble._extract import Extractor
+from accord.ensemble._fanout import fan_out
 from accord.ensemble._fuse import fuse
 from accord.ensemble._mbr import mbr
 from accord.ensemble._pairwise import Aggregate, pairwise_rank
@@ -80,14 +80,12 @@ class _Sampling:
 
     async def _one_by_one(self, request: Request, backend: Backend) -> Completion:
         seed = request.seed
-        parts = await asyncio.gather(
-            *(
-                self._ctx.complete(
-                    request.model_copy(update={"n": 1, "seed": None if seed is None else seed + i}),
-                    backend,
-                )
-                for i in range(request.n)
+        parts = await fan_out(
+            self._ctx.complete(
+                request.model_copy(update={"n": 1, "seed": None if seed is None else seed + i}),
+                backend,
             )
+            for i in range(request.n)
         )
         usage = sum((p.usage for p in parts), Usage())
         return Completion(

@@ -13,12 +13,12 @@ Aggregation: ``"wins"`` (MaxWins) compares every pair, n(n-1) calls, and ranks b
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Literal
 
 from accord.ensemble._calls import Ledger, Model, ModelLike, as_model, ask
 from accord.ensemble._candidates import Candidate, candidate_texts
+from accord.ensemble._fanout import fan_out
 from accord.ensemble._judging import parse_preference, render_pair
 from accord.ensemble._results import Selection
 from accord.errors import ConfigError, EnsembleError
@@ -40,9 +40,11 @@ async def _share(
     if not both:
         first = await _prefers(model, task, texts[i], texts[j], ledger)
         return 1.0 if first == "A" else 0.0 if first == "B" else 0.5
-    first, second = await asyncio.gather(
-        _prefers(model, task, texts[i], texts[j], ledger),
-        _prefers(model, task, texts[j], texts[i], ledger),
+    first, second = await fan_out(
+        (
+            _prefers(model, task, texts[i], texts[j], ledger),
+            _prefers(model, task, texts[j], texts[i], ledger),
+        )
     )
     share = 0.0
     share += 1.0 if first == "A" else 0.0 if first == "B" else 0.5
@@ -86,8 +88,8 @@ async def pairwise_rank(
     wins = [0.0] * n
     if aggregate == "wins":
         pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-        shares = await asyncio.gather(
-            *(_share(model, task, texts, i, j, both_orders, ledger) for i, j in pairs)
+        shares = await fan_out(
+            (_share(model, task, texts, i, j, both_orders, ledger) for i, j in pairs)
         )
         for (i, j), share in zip(pairs, shares, strict=True):
             wins[i] += share

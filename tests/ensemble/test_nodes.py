@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable
 
 import pytest
 from conftest import NBackend
@@ -16,9 +18,11 @@ from accord.ensemble import (
     MBRNode,
     PairwiseRankNode,
     VoteNode,
+    judge_utility,
     self_consistency,
 )
-from accord.errors import ConfigError, RunError
+from accord.ensemble._fanout import fan_out
+from accord.errors import ConfigError, ProviderUnavailableError, RunError
 from accord.testing import FunctionBackend, ScriptedBackend
 
 
@@ -134,3 +138,103 @@ async def test_fuse_node_sends_the_aggregators_answer() -> None:
     )
     assert result.text == "merged"
     assert result.output is not None and result.output.metadata["sources"] == "s1,s2"
+
+
+class _CallLog:
+    """A model that records each call as running, finished or cancelled; one call fails fast."""
+
+    def __init__(self, fails: Callable[[Request], bool], slow_s: float = 0.4) -> None:
+        self.fails = fails
+        self.slow_s = slow_s
+        self.states: list[str] = []
+
+    async def __call__(self, request: Request) -> str:
+        index = len(self.states)
+        self.states.append("running")
+        try:
+            if request.agent in ("s1", "s2", "s3"):
+                self.states[index] = "finished"
+                return {"s1": "alpha", "s2": "beta", "s3": "gamma"}[request.agent]
+            if self.fails(request):
+                await asyncio.sleep(0.01)
+                self.states[index] = "failed"
+                raise ProviderUnavailableError("the server went away", provider="fake")
+            await asyncio.sleep(self.slow_s)
+        except asyncio.CancelledError:
+            self.states[index] = "cancelled"
+            raise
+        self.states[index] = "finished"
+        return "5"
+
+
+def _first_judge_call() -> Callable[[Request], bool]:
+    seen: list[Request] = []
+
+    def fails(request: Request) -> bool:
+        seen.append(request)
+        return len(seen) == 1
+
+    return fails
+
+
+def _sampling_graph() -> accord.Graph:
+    return self_consistency(accord.Solver("solver"), k=3, samples="n", extract="number", seed=0)
+
+
+def _selection_graph(node: object) -> accord.Graph:
+    graph = accord.Graph("g")
+    graph.add(accord.Agent("s1"), accord.Agent("s2"), accord.Agent("s3"), node)
+    for name in ("s1", "s2", "s3"):
+        graph.connect(name, node)
+    return graph
+
+
+@pytest.mark.parametrize(
+    "make_graph",
+    [
+        pytest.param(_sampling_graph, id="sample-node"),
+        pytest.param(
+            lambda: _selection_graph(BestOfNNode("best", judge=accord.Agent("judge"))),
+            id="best-of-n",
+        ),
+        pytest.param(
+            lambda: _selection_graph(PairwiseRankNode("rank", judge=accord.Agent("judge"))),
+            id="pairwise",
+        ),
+        pytest.param(
+            lambda: _selection_graph(
+                MBRNode("mbr", utility=judge_utility(accord.Agent("judge")), extract="text")
+            ),
+            id="mbr-llm-utility",
+        ),
+    ],
+)
+async def test_ensemble_node_no_model_call_outlives_a_failed_run(
+    make_graph: Callable[[], accord.Graph],
+) -> None:
+    log = _CallLog(_first_judge_call())
+    with pytest.raises(RunError):
+        await make_graph().run("task", backend=FunctionBackend(log))
+    assert "running" not in log.states, log.states
+    assert log.states.count("failed") == 1 and "cancelled" in log.states
+    started = len(log.states)
+    await asyncio.sleep(log.slow_s + 0.1)
+    assert len(log.states) == started, "a model call started after graph.run raised"
+    assert "running" not in log.states and log.states.count("finished") <= 3
+
+
+async def test_fan_out_raises_the_failing_calls_own_error_with_its_cause() -> None:
+    async def broken() -> int:
+        try:
+            raise OSError("socket closed")
+        except OSError as exc:
+            raise ProviderUnavailableError("unreachable") from exc
+
+    async def slow() -> int:
+        await asyncio.sleep(10)
+        return 1
+
+    with pytest.raises(ProviderUnavailableError) as info:
+        await fan_out([slow(), broken(), slow()])
+    assert isinstance(info.value.__cause__, OSError)
+    assert await fan_out([asyncio.sleep(0, result=1), asyncio.sleep(0, result=2)]) == [1, 2]
