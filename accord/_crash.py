@@ -11,15 +11,17 @@ the run store. The points:
 - ``mid_store_transaction``: inside the store's write transaction, before the commit;
 - ``after_store_commit``: an activation's record is committed.
 
-Caveat: the variable is read once, at import; with it unset :data:`ARMED` is False and callers
-skip :func:`crash_point` entirely (``if _crash.ARMED: ...``), so production code pays one attribute
-read per point. This is a test hook, not an API.
+Caveat: the variable is read once, at import; a malformed value is ignored with a
+``RuntimeWarning`` (a test hook must never break ``import accord``). With it unset or malformed
+:data:`ARMED` is False and callers skip :func:`crash_point` entirely (``if _crash.ARMED: ...``),
+so production code pays one attribute read per point. This is a test hook, not an API.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import warnings
 
 __all__ = ["ARMED", "POINTS", "crash_point", "parse"]
 
@@ -53,8 +55,25 @@ def parse(spec: str) -> tuple[str, dict[str, str]]:
     return name, facts
 
 
-_SPEC = os.environ.get("ACCORD_CRASH_AT", "")
-_TARGET: tuple[str, dict[str, str]] | None = parse(_SPEC) if _SPEC else None
+
+
+def _target(spec: str) -> tuple[str, dict[str, str]] | None:
+    """The armed point, or None; a malformed spec is ignored with a warning, never an error."""
+    if not spec.strip():
+        return None
+    try:
+        return parse(spec)
+    except ValueError as exc:
+        warnings.warn(
+            f"{exc}; ACCORD_CRASH_AT is ignored, no crash point is armed. Unset it, or give "
+            "NAME:key=value:... with a known point name.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+_TARGET = _target(os.environ.get("ACCORD_CRASH_AT", ""))
 ARMED: bool = _TARGET is not None
 """True when a crash point is set for this process (tests only)."""
 
