@@ -6,7 +6,8 @@ error up to ``reasks`` times before raising :class:`~accord.errors.OutputValidat
 
 Caveat: with ``memory=True`` (the default) an agent that runs again in a loop sees its own earlier
 prompts and replies of this run, rebuilt from the run's messages, so a resumed run sends exactly
-the prompts an uninterrupted one would.
+the prompts an uninterrupted one would. Memory belongs to the node, not the agent: two nodes
+wrapping one agent (``SampleNode(agent, name=...)``) each see only their own earlier rounds.
 """
 
 from __future__ import annotations
@@ -222,14 +223,17 @@ class Agent:
     def _conversation(self, ctx: ActivationContext) -> list[ChatMessage]:
         chat: list[ChatMessage] = list(self._system)
         memo = ctx.memo
+        # Keyed by the node (its history is the node's) and by this agent (which renders it):
+        # two nodes wrapping one agent, or one node calling two agents, never share a prompt.
+        node = ctx.node
         if self.memory:
             for i, (inputs, output) in enumerate(ctx.history):
-                earlier = memo.get((self.name, i))
+                earlier = memo.get((node, self.name, i))
                 if earlier is None:
                     earlier = _chat("user", self.prompt(ctx.task, inputs, i))
                 chat.append(earlier)
                 chat.append(_chat("assistant", output.text))
-        current = memo[(self.name, ctx.round)] = _chat(
+        current = memo[(node, self.name, ctx.round)] = _chat(
             "user", self.prompt(ctx.task, ctx.inputs, ctx.round)
         )
         chat.append(current)
