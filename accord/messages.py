@@ -5,17 +5,34 @@ validated payload, what it cost, and the ids of the messages it answered (``pare
 is a causal DAG. Messages and payloads are frozen and survive a JSON round trip exactly.
 
 Payload classes subclass :class:`Payload`; each registers itself under its ``kind`` (the class name
-unless given), which is how a stored message finds its payload class again. Caveat: only registered
+unless given), which is how a stored message finds its payload class again.
+
+Payloads are what models reply with, so they accept what models really send and normalise it, in
+one place for every payload class: a number where text is expected becomes its text (``4032`` ->
+``"4032"``), ``"true"``/``"false"`` (and ``"yes"``/``"no"``, ``"1"``/``"0"``) where a boolean is
+expected become booleans, and :meth:`Payload.from_reply` takes a bare value (``"408"``, ``408``,
+a list) for a payload with exactly one required field. Anything else that does not match is a
+``ValidationError`` whose message says which field and why, which is what an agent's re-ask shows
+the model. Caveat: only registered
 kinds can be decoded; a stored kind that is not registered raises ``StoreDecodeError`` and nothing is
 imported by name.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from accord._fast import construct
 from accord.errors import ConfigError, StoreDecodeError
@@ -79,7 +96,7 @@ class Payload(BaseModel):
             \"\"\"Between 0 and 1.\"\"\"
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
     kind: ClassVar[str] = "Payload"
 
@@ -87,7 +104,10 @@ class Payload(BaseModel):
         super().__init_subclass__(**kw)
         cls.kind = kind or cls.__name__
         known = _REGISTRY.get(cls.kind)
-        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        if known is not None and (known.__module__, known.__qualname__) != (
+            cls.__module__,
+            cls.__qualname__,
+        ):
             raise ConfigError(
                 f"payload kind {cls.kind!r} is already defined by {known.__module__}.{known.__qualname__}; "
                 f"stored messages could not tell the two apart. Rename {cls.__qualname__} or give it "
@@ -98,6 +118,57 @@ class Payload(BaseModel):
     def as_text(self) -> str:
         """The text a reader of this payload sees (its JSON unless a subclass says better)."""
         return self.model_dump_json()
+
+    @classmethod
+    def from_reply(cls, data: Any) -> Self:
+        """Validate a model's parsed JSON reply, normalising what models commonly send.
+
+        An object is validated as it is (numbers where text is expected and ``"true"`` /
+        ``"false"`` where a boolean is expected are accepted by every payload). Any other JSON
+        value (a string, a number, a list) is taken as the value of the payload's one required
+        field (or its only field), so ``"408"`` is ``Answer(answer="408")``.
+
+        Raises:
+            ValueError: the reply is not an object, and the payload has no single field that
+                the value fits.
+            pydantic.ValidationError: the object's values do not match the fields.
+        """
+        if isinstance(data, dict):
+            return cls.model_validate(data)
+        field = _single_field(cls)
+        if field is not None:
+            try:
+                return cls.model_validate({field: data})
+            except ValidationError:
+                pass  # the value does not fit the field either: say what shape is expected
+        raise ValueError(
+            f"the reply is JSON but not an object (got {_json_type(data)}); {cls.__name__} "
+            f"needs an object with the fields {', '.join(cls.model_fields)}"
+        )
+
+
+def _single_field(cls: type[Payload]) -> str | None:
+    """The field a bare reply fills: the one required field, else the only field, else None."""
+    required = [name for name, info in cls.model_fields.items() if info.is_required()]
+    if len(required) == 1:
+        return required[0]
+    if not required and len(cls.model_fields) == 1:
+        return next(iter(cls.model_fields))
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 def payload_kind(cls: type[Payload]) -> str:
@@ -145,6 +216,47 @@ class Solution(Payload):
         return self.answer if not self.reasoning else f"{self.reasoning}\n\nAnswer: {self.answer}"
 
 
+_FRACTION = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(?:/|out of)\s*(\d+(?:\.\d+)?)\s*$", re.I)
+_PERCENT = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def normalise_score(value: Any) -> float | None:
+    """A score in [0, 1] from what a model sent (see :attr:`Critique.score`).
+
+    Raises:
+        ValueError: the value cannot be read as a score (the message says what to send).
+    """
+    if value is None:
+        return None
+    hint = "give a number between 0 and 1, such as 0.8"
+    if isinstance(value, bool):
+        raise ValueError(f"score must be a number, not a boolean; {hint}")
+    if isinstance(value, str):
+        text = value.strip()
+        if fraction := _FRACTION.match(text):
+            top, bottom = float(fraction.group(1)), float(fraction.group(2))
+            if bottom <= 0 or not 0 <= top <= bottom:
+                raise ValueError(f"score {value!r} is not a fraction between 0 and 1; {hint}")
+            return top / bottom
+        if percent := _PERCENT.match(text):
+            share = float(percent.group(1))
+            if not 0 <= share <= 100:
+                raise ValueError(f"score {value!r} is not a percentage from 0 to 100; {hint}")
+            return share / 100
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"score {value!r} is not a number; {hint}") from None
+    if not isinstance(value, int | float):
+        raise ValueError(f"score must be a number, not {type(value).__name__}; {hint}")
+    number = float(value)
+    if math.isnan(number) or number < 0 or number > 100:
+        raise ValueError(f"score {value!r} is outside 0 to 1 and cannot be rescaled; {hint}")
+    if number <= 1:
+        return number
+    return number / 10 if number <= 10 else number / 100
+
+
 class Critique(Payload):
     """A critic's judgement of a candidate solution."""
 
@@ -152,8 +264,20 @@ class Critique(Payload):
     """True when the critic would ship the solution as it is."""
     issues: list[str] = []
     """Concrete problems, most important first."""
-    score: float | None = None
-    """An optional score between 0 and 1."""
+    score: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="An optional score between 0 and 1."
+    )
+    """An optional score between 0 and 1.
+
+    What models send is normalised: ``"0.8"``, ``"8/10"`` and ``"4/5"``, ``"80%"``; a bare
+    number above 1 is read on a 10-point scale up to 10 (``8`` -> 0.8) and as a percentage up to
+    100 (``85`` -> 0.85). Anything else (negative, over 100, not a number) is refused with a
+    message saying what to send."""
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _normalise_score(cls, value: Any) -> Any:
+        return normalise_score(value)
 
     def as_text(self) -> str:
         if self.approved:

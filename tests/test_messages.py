@@ -155,3 +155,97 @@ def test_usage_adds_field_by_field() -> None:
 )
 def test_payload_as_text_reads_as_prose(payload: Payload, text: str) -> None:
     assert payload.as_text() == text
+
+
+# ------------------------------------------------------------------ what models really send
+
+
+def test_payload_accepts_numbers_for_text_in_every_payload_class() -> None:
+    assert accord.Answer.model_validate({"answer": 4032}).answer == "4032"
+    assert accord.Solution.model_validate({"answer": -1.5}).answer == "-1.5"
+    assert accord.Plan.model_validate({"steps": [1, "two"]}).steps == ["1", "two"]
+    assert MessagesTestScore.model_validate({"value": 0.5, "comment": 7}).comment == "7"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("true", True), ("false", False), ("True", True), ("no", False)]
+)
+def test_payload_accepts_boolean_words(text: str, expected: bool) -> None:
+    assert accord.Verdict.model_validate({"accepted": text}).accepted is expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("408", accord.Answer(answer="408")),
+        (408, accord.Answer(answer="408")),
+        (["a", "b"], accord.Plan(steps=["a", "b"])),
+        ("true", accord.Verdict(accepted=True)),
+        (3, Rating(stars=3)),
+    ],
+)
+def test_payload_from_reply_puts_a_bare_value_in_the_single_required_field(
+    reply: object, expected: Payload
+) -> None:
+    assert type(expected).from_reply(reply) == expected
+
+
+@pytest.mark.parametrize(
+    ("cls", "reply"),
+    [(MessagesTestScore, "x"), (accord.Critique, [1, 2]), (accord.Answer, None)],
+)
+def test_payload_from_reply_refuses_a_bare_value_that_fits_no_single_field(
+    cls: type[Payload], reply: object
+) -> None:
+    with pytest.raises(ValueError, match=f"not an object .*{cls.__name__} needs an object"):
+        cls.from_reply(reply)
+
+
+@pytest.mark.parametrize(
+    ("sent", "score"),
+    [
+        (0.8, 0.8),
+        (1, 1.0),
+        (0, 0.0),
+        (8, 0.8),
+        (8.5, 0.85),
+        (10, 1.0),
+        (85, 0.85),
+        ("0.8", 0.8),
+        ("8/10", 0.8),
+        ("4 / 5", 0.8),
+        ("8 out of 10", 0.8),
+        ("80%", 0.8),
+        (None, None),
+    ],
+)
+def test_critique_score_normalises_what_models_send(sent: object, score: float | None) -> None:
+    critique = accord.Critique.model_validate({"approved": True, "score": sent})
+    assert critique.score == pytest.approx(score) if score is not None else critique.score is None
+
+
+@pytest.mark.parametrize(
+    ("sent", "problem"),
+    [
+        (-0.5, "outside 0 to 1"),
+        (250, "outside 0 to 1"),
+        (float("nan"), "outside 0 to 1"),
+        ("11/10", "not a fraction between 0 and 1"),
+        ("120%", "not a percentage"),
+        ("excellent", "not a number"),
+        (True, "not a boolean"),
+        ([8], "not list"),
+    ],
+)
+def test_critique_score_out_of_range_is_refused_with_what_to_send(
+    sent: object, problem: str
+) -> None:
+    with pytest.raises(ValidationError, match=problem) as info:
+        accord.Critique.model_validate({"approved": True, "score": sent})
+    assert "give a number between 0 and 1" in str(info.value)
+
+
+def test_critique_score_schema_tells_the_model_its_range() -> None:
+    score = accord.Critique.model_json_schema()["properties"]["score"]
+    number = next(s for s in score["anyOf"] if s.get("type") == "number")
+    assert (number["minimum"], number["maximum"]) == (0.0, 1.0)

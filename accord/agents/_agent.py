@@ -27,7 +27,7 @@ from accord.messages import Message, Payload
 from accord.prompts import BUILTIN_TEMPLATES, Template
 from accord.runtime._node import ActivationContext, Join, NodeOutput
 
-__all__ = ["Agent", "parse_payload", "format_inputs"]
+__all__ = ["Agent", "parse_payload", "validate_reply", "format_inputs"]
 
 MAX_OUTPUT_CHARS = 1_000_000
 """Replies longer than this are rejected before parsing (a runaway generation, not an answer)."""
@@ -35,8 +35,47 @@ MAX_OUTPUT_CHARS = 1_000_000
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
 
 
+MAX_JSON_DEPTH = 64
+"""Replies whose JSON nests deeper than this are invalid (re-asked), never a ``RecursionError``."""
+
+
+def _too_deep(data: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``data`` nests lists and objects more than ``limit`` levels (no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+_TOO_DEEP = (
+    f"the reply's JSON is nested more than {MAX_JSON_DEPTH} levels deep; reply with one flat "
+    "JSON object"
+)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``; JSON nested past the interpreter's limit is a ``ValueError``."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(_TOO_DEEP) from None
+
+
 def parse_payload(raw: str, output: type[Payload]) -> Payload:
     """Parse a model reply into ``output``: plain JSON, fenced JSON, or the outermost ``{...}``.
+
+    JSON nested more than :data:`MAX_JSON_DEPTH` levels is refused like any other invalid reply
+    (never a ``RecursionError``); a JSON value that is not an object goes to ``output``'s single
+    field when it has one (see :meth:`~accord.messages.Payload.from_reply`).
 
     Raises:
         ValueError: the reply is not JSON or does not validate (the message says why).
@@ -50,26 +89,41 @@ def parse_payload(raw: str, output: type[Payload]) -> Payload:
     if fenced:
         text = fenced.group(1).strip()
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except json.JSONDecodeError:
         start, end = text.find("{"), text.rfind("}")
         if start < 0 or end <= start:
             raise ValueError("the reply is not a JSON object") from None
         try:
-            data = json.loads(text[start : end + 1])
+            data = _loads(text[start : end + 1])
         except json.JSONDecodeError as exc:
             raise ValueError(
                 f"the reply is not valid JSON ({exc.msg} at character {exc.pos})"
             ) from None
-    if not isinstance(data, dict):
-        raise ValueError(f"the reply is JSON but not an object (got {type(data).__name__})")
+    if _too_deep(data):
+        raise ValueError(_TOO_DEEP)
+    return validate_reply(data, output)
+
+
+def validate_reply(data: Any, output: type[Payload]) -> Payload:
+    """Validate parsed JSON as ``output`` with :meth:`~accord.messages.Payload.from_reply` (which
+    normalises numbers for text, ``"true"`` for booleans, a bare value for a one-field payload).
+
+    Raises:
+        ValueError: the data does not fit ``output`` (the message says where and why, for a
+            re-ask).
+    """
     try:
-        return output.model_validate(data)
+        return output.from_reply(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
         )
         raise ValueError(f"the JSON does not match {output.__name__}: {problems}") from None
+    except RecursionError:
+        raise ValueError(
+            f"the reply's JSON is nested too deeply to validate as {output.__name__}"
+        ) from None
 
 
 def _chat(role: str, content: str) -> ChatMessage:

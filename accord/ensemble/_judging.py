@@ -125,7 +125,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(text[start : end + 1])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # not JSON, or nested past the stack
         return None
     return data if isinstance(data, dict) else None
 

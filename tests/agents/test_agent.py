@@ -174,7 +174,8 @@ async def test_agent_with_zero_reasks_fails_on_the_first_bad_reply() -> None:
     [
         ('{"issues": []}', "approved: Field required"),
         ('{"approved": true, "issues": "x"}', "issues: Input should be a valid list"),
-        ('{"approved": true, "issues": [3]}', "issues.0: Input should be a valid string"),
+        ('{"approved": true, "issues": [{"a": 3}]}', "issues.0: Input should be a valid string"),
+        ('{"approved": true, "score": "high"}', "score: Value error, score 'high' is not a number"),
         ('{"approved": true, "verdict": "ship"}', "verdict: Extra inputs are not permitted"),
     ],
 )
@@ -306,3 +307,82 @@ async def test_judge_prompt_wraps_peer_text_in_message_markers() -> None:
     assert pro_message.sender == "pro"
     assert pro_message.text == forged
     assert result.output is not None and result.output.payload == accord.Answer(answer="B")
+
+
+# ------------------------------------------------------------------ what models really send
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('{"answer": 4032}', accord.Answer(answer="4032")),
+        ('{"answer": 2.5, "reasoning": 17}', accord.Answer(answer="2.5", reasoning="17")),
+        ('"408"', accord.Answer(answer="408")),
+        ("408", accord.Answer(answer="408")),
+        ('```json\n"Paris"\n```', accord.Answer(answer="Paris")),
+        ('{"accepted": "true", "reasons": [1]}', accord.Verdict(accepted=True, reasons=["1"])),
+        ('{"accepted": "false"}', accord.Verdict(accepted=False)),
+        ('"false"', accord.Verdict(accepted=False)),
+        ('["read", "solve"]', accord.Plan(steps=["read", "solve"])),
+        ('{"approved": true, "score": 8}', accord.Critique(approved=True, score=0.8)),
+        ('{"approved": true, "score": "8/10"}', accord.Critique(approved=True, score=0.8)),
+        ('{"approved": true, "score": "75%"}', accord.Critique(approved=True, score=0.75)),
+    ],
+)
+def test_parse_payload_normalises_what_models_send(raw: str, expected: accord.Payload) -> None:
+    assert parse_payload(raw, type(expected)) == expected
+
+
+async def test_agent_numeric_answer_is_accepted_without_a_reask() -> None:
+    backend = ScriptedBackend({"judge": ['{"answer": 4032}']})
+
+    result = await _single(accord.Judge("judge")).run("63 * 64?", backend=backend)
+
+    assert result.output is not None and result.output.payload == accord.Answer(answer="4032")
+    assert backend.calls("judge") == 1
+
+
+def test_parse_payload_bare_value_for_a_payload_with_several_required_fields_is_refused() -> None:
+    class Pair(accord.Payload):
+        left: str
+        right: str
+
+    with pytest.raises(ValueError, match="not an object \\(got a number\\).*left, right"):
+        parse_payload("408", Pair)
+
+
+async def test_agent_score_that_cannot_be_normalised_is_reasked_with_what_to_send() -> None:
+    backend = ScriptedBackend({"critic": ['{"approved": true, "score": 250}', APPROVED]})
+
+    result = await _single(accord.Critic("critic")).run("t", backend=backend)
+
+    assert result.output is not None and result.output.payload == accord.Critique(approved=True)
+    reask = backend.requests[1].messages[-1].content
+    assert "score: Value error, score 250 is outside 0 to 1" in reask
+    assert "give a number between 0 and 1" in reask
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"answer": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "[" * 100_000 + "]" * 100_000,
+        'Sure: {"answer": ' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "}",
+        '{"answer": ' + "[" * 100 + "]" * 100 + "}",
+    ],
+    ids=["array-in-object", "bare-array", "embedded-objects", "past-the-depth-limit"],
+)
+def test_parse_payload_deeply_nested_reply_is_invalid_not_a_recursion_error(raw: str) -> None:
+    with pytest.raises(ValueError, match="nested more than 64 levels deep"):
+        parse_payload(raw, accord.Answer)
+
+
+async def test_agent_deeply_nested_reply_is_reasked_then_output_validation_error() -> None:
+    deep = '{"answer": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    backend = ScriptedBackend({"judge": [deep, deep, deep]})
+
+    with pytest.raises(OutputValidationError) as info:
+        await _single(accord.Judge("judge")).run("t", backend=backend)
+
+    assert info.value.attempts == 3 and backend.calls("judge") == 3
+    assert all("nested more than 64 levels deep" in e for e in info.value.errors)
