@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accord.agents._agent import Agent, parse_payload
+from accord.agents._agent import Agent, format_inputs, parse_payload, validate_reply
 from accord.agents._roles import Aggregator, Critic, Debater, Judge, Planner, Solver, Verifier
 from accord.agents._step import Step, step
 
@@ -18,4 +18,6 @@ __all__ = [
     "Step",
     "step",
     "parse_payload",
+    "validate_reply",
+    "format_inputs",
 ]

@@ -24,7 +24,7 @@ from accord._fast import construct
 from accord.backends.base import Backend, ChatMessage, Request
 from accord.errors import ConfigError, OutputValidationError
 from accord.messages import Message, Payload
-from accord.prompts import BUILTIN_TEMPLATES, Template
+from accord.prompts import BUILTIN_TEMPLATES, Fenced, Template, neutralise
 from accord.runtime._node import ActivationContext, Join, NodeOutput
 
 __all__ = ["Agent", "parse_payload", "validate_reply", "format_inputs"]
@@ -130,11 +130,16 @@ def _chat(role: str, content: str) -> ChatMessage:
     return construct(ChatMessage, role=role, content=content)
 
 
-def format_inputs(messages: list[Message]) -> str:
+def format_inputs(messages: list[Message]) -> Fenced:
     """Other agents' messages as a prompt shows them: each between ``<message>`` markers, so a
-    model can tell data from instructions (and a forged marker inside a text stays visible)."""
-    return "\n".join(
-        f'<message from="{m.sender}" round="{m.round}">\n{m.text}\n</message>' for m in messages
+    model can tell data from instructions. Each text is neutralised first
+    (:func:`~accord.prompts.neutralise`), so a forged ``</message>`` or ``<task>`` inside it
+    stays visible as text but cannot close or open a block."""
+    return Fenced(
+        "\n".join(
+            f'<message from="{m.sender}" round="{m.round}">\n{neutralise(m.text)}\n</message>'
+            for m in messages
+        )
     )
 
 
