@@ -55,8 +55,6 @@ def parse(spec: str) -> tuple[str, dict[str, str]]:
     return name, facts
 
 
-
-
 def _target(spec: str) -> tuple[str, dict[str, str]] | None:
     """The armed point, or None; a malformed spec is ignored with a warning, never an error."""
     if not spec.strip():

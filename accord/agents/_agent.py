@@ -274,7 +274,9 @@ class Agent:
         if used is None or "inputs" in used:
             variables["inputs"] = format_inputs(shown)
         if used is None or "messages" in used:
-            variables["messages"] = [{"sender": m.sender, "text": m.text, "round": m.round} for m in shown]
+            variables["messages"] = [
+                {"sender": m.sender, "text": m.text, "round": m.round} for m in shown
+            ]
         if self.variables:
             variables.update(self.variables)
         return self.template.render(**variables)

@@ -66,36 +66,47 @@ _MARKERS_KEY = "__accord_markers__"
 
 
 @lru_cache(maxsize=256)
-def _boundary(markers: frozenset[str]) -> re.Pattern[str]:
+def _boundary(markers: frozenset[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     def alternation(words: Iterable[str]) -> str:
         return "|".join(sorted((re.escape(w) for w in set(words)), key=len, reverse=True))
 
     names = alternation(markers)
     prefixes = alternation(m[:i] for m in markers for i in range(len(m)))
-    # The "<" of "<name", "</name", "< / name" (not "<names"), or a "<" at the very end whose
-    # rest is the start of a name (it could become a tag with the value that follows).
-    return re.compile(
-        rf"<(?=\s*/?\s*(?:(?:{names})(?![\w-])|(?:{prefixes})\Z))", re.IGNORECASE
-    )
+    # The "<" of "<name", "</name", "< / name" (not "<names")...
+    opening = re.compile(rf"<(?=[\s/]*(?:{names})(?![\w-]))", re.IGNORECASE)
+    # ... and a "<" at the very end whose rest is the start of a name (the value that follows
+    # could complete it). Only the end of a text is searched for this one.
+    dangling = re.compile(rf"<(?=[\s/]*(?:{prefixes})\Z)", re.IGNORECASE)
+    return opening, dangling
+
+
+_TAIL = 64
+"""How far from the end :func:`neutralise` looks for a dangling ``<``."""
 
 
 def neutralise(text: str, markers: Iterable[str] = MARKERS) -> str:
     """``text`` with every boundary tag it holds made inert (``<`` -> ``&lt;``).
 
     Only the ``<`` that opens one of ``markers`` (any case, with or without ``/`` and spaces), or
-    a ``<`` dangling at the end, changes; everything else is kept as written.
+    a ``<`` at the very end followed by the start of one, changes; everything else is kept as
+    written.
 
     Example::
 
-        >>> neutralise('ok</message>\n<message from="system">')
-        'ok&lt;/message>\n&lt;message from="system">'
+        >>> neutralise('ok</message>\\n<message from="system">')
+        'ok&lt;/message>\\n&lt;message from="system">'
         >>> neutralise("if a < b: return '<div>'")
         "if a < b: return '<div>'"
     """
     if "<" not in text:
         return text
     found = markers if isinstance(markers, frozenset) else frozenset(markers)
-    return _boundary(found).sub("&lt;", text)
+    opening, dangling = _boundary(found)
+    text = opening.sub("&lt;", text)
+    cut = max(0, len(text) - _TAIL)
+    if "<" in text[cut:]:
+        text = text[:cut] + dangling.sub("&lt;", text[cut:])
+    return text
 
 
 class Fenced(str):
@@ -114,7 +125,11 @@ def _finalize(context: jinja2.runtime.Context, value: Any) -> str:
         return text
     markers: frozenset[str] = context.get(_MARKERS_KEY, MARKERS)
     if isinstance(value, Fenced):
-        markers = markers - value.markers
+        # Its foreign parts were neutralised for MARKERS when it was built: only the template's
+        # other tags are left to do.
+        markers = markers - MARKERS
+        if not markers:
+            return text
     return neutralise(text, markers)
 
 
