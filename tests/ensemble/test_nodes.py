@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -238,3 +239,47 @@ async def test_fan_out_raises_the_failing_calls_own_error_with_its_cause() -> No
         await fan_out([slow(), broken(), slow()])
     assert isinstance(info.value.__cause__, OSError)
     assert await fan_out([asyncio.sleep(0, result=1), asyncio.sleep(0, result=2)]) == [1, 2]
+
+
+async def test_fan_out_cancelled_by_its_caller_cancels_every_call() -> None:
+    states: list[str] = []
+
+    async def slow() -> None:
+        index = len(states)
+        states.append("running")
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            states[index] = "cancelled"
+            raise
+
+    outer = asyncio.create_task(fan_out([slow(), slow(), slow()]))
+    await asyncio.sleep(0.05)
+    outer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    assert states == ["cancelled"] * 3
+
+
+async def test_token_forward_passes_all_end_before_a_failure_is_raised() -> None:
+    import threading
+
+    from accord.ensemble._lm import sync_all
+
+    finished = threading.Event()
+
+    class Fake:
+        stale = True
+
+        def __init__(self, fails: bool) -> None:
+            self.fails = fails
+
+        def sync(self) -> None:
+            if self.fails:
+                raise RuntimeError("forward pass failed")
+            time.sleep(0.3)
+            finished.set()
+
+    with pytest.raises(RuntimeError, match="forward pass failed"):
+        await sync_all([Fake(True), Fake(False)])  # type: ignore[list-item]
+    assert finished.is_set(), "a forward pass was still running after sync_all raised"
