@@ -13,9 +13,10 @@ one place for every payload class: a number where text is expected becomes its t
 expected become booleans, and :meth:`Payload.from_reply` takes a bare value (``"408"``, ``408``,
 a list) for a payload with exactly one required field. Anything else that does not match is a
 ``ValidationError`` whose message says which field and why, which is what an agent's re-ask shows
-the model. Caveat: only registered
-kinds can be decoded; a stored kind that is not registered raises ``StoreDecodeError`` and nothing is
-imported by name.
+the model.
+
+Caveat: only registered kinds can be decoded; a stored kind that is not registered raises
+``StoreDecodeError`` and nothing is imported by name.
 """
 
 from __future__ import annotations
