@@ -137,7 +137,9 @@ def format_inputs(messages: list[Message]) -> Fenced:
     stays visible as text but cannot close or open a block."""
     return Fenced(
         "\n".join(
-            f'<message from="{m.sender}" round="{m.round}">\n{neutralise(m.text)}\n</message>'
+            # tail=False: each text is followed by "\n</message>", so it cannot end in a tag.
+            f'<message from="{m.sender}" round="{m.round}">\n{neutralise(m.text, tail=False)}'
+            "\n</message>"
             for m in messages
         )
     )

@@ -68,30 +68,30 @@ _MARKERS_KEY = "__accord_markers__"
 
 
 @lru_cache(maxsize=256)
-def _boundary(markers: frozenset[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    def alternation(words: Iterable[str]) -> str:
-        return "|".join(sorted((re.escape(w) for w in set(words)), key=len, reverse=True))
-
-    names = alternation(markers)
-    prefixes = alternation(m[:i] for m in markers for i in range(len(m)))
-    # The "<" of "<name", "</name", "< / name" (not "<names")...
+def _boundary(
+    markers: frozenset[str],
+) -> tuple[re.Pattern[str], tuple[str, ...], frozenset[str]]:
+    """For ``markers``: the pattern of the ``<`` that opens one, their names (casefolded), and
+    every proper prefix of a name (a tag a following value could complete)."""
+    names = "|".join(sorted((re.escape(m) for m in markers), key=len, reverse=True))
+    # The "<" of "<name", "</name", "< / name" (not "<names").
     opening = re.compile(rf"<(?=[\s/]*(?:{names})(?![\w-]))", re.IGNORECASE)
-    # ... and a "<" at the very end whose rest is the start of a name (the value that follows
-    # could complete it). Only the end of a text is searched for this one.
-    dangling = re.compile(rf"<(?=[\s/]*(?:{prefixes})\Z)", re.IGNORECASE)
-    return opening, dangling
+    folded = tuple(m.casefold() for m in markers)
+    prefixes = frozenset(m[:i] for m in folded for i in range(len(m)))
+    return opening, folded, prefixes
 
 
 _TAIL = 64
 """How far from the end :func:`neutralise` looks for a dangling ``<``."""
 
 
-def neutralise(text: str, markers: Iterable[str] = MARKERS) -> str:
+def neutralise(text: str, markers: Iterable[str] = MARKERS, *, tail: bool = True) -> str:
     """``text`` with every boundary tag it holds made inert (``<`` -> ``&lt;``).
 
     Only the ``<`` that opens one of ``markers`` (any case, with or without ``/`` and spaces), or
-    a ``<`` at the very end followed by the start of one, changes; everything else is kept as
-    written.
+    (with ``tail``) a ``<`` at the very end followed by the start of one, changes; everything
+    else is kept as written. Pass ``tail=False`` when the text is always followed by literal
+    text of your own (nothing can complete a tag it ends with).
 
     Example::
 
@@ -103,11 +103,18 @@ def neutralise(text: str, markers: Iterable[str] = MARKERS) -> str:
     if "<" not in text:
         return text
     found = markers if isinstance(markers, frozenset) else frozenset(markers)
-    opening, dangling = _boundary(found)
-    text = opening.sub("&lt;", text)
-    cut = max(0, len(text) - _TAIL)
-    if "<" in text[cut:]:
-        text = text[:cut] + dangling.sub("&lt;", text[cut:])
+    opening, names, prefixes = _boundary(found)
+    folded = text.casefold()
+    if any(name in folded for name in names):  # the scan for "<" runs only when it can match
+        text = opening.sub("&lt;", text)
+    if tail:
+        last = text.rfind("<")
+        if last >= 0 and len(text) - last <= _TAIL:
+            rest = text[last + 1 :].lstrip()
+            while rest.startswith("/"):
+                rest = rest[1:].lstrip()
+            if rest.casefold() in prefixes:
+                text = f"{text[:last]}&lt;{text[last + 1 :]}"
     return text
 
 
