@@ -21,7 +21,8 @@ def extract_answer(message: Message | str) -> str:
     (``1,000.0`` gives ``1000``); anything else is lower-cased with whitespace collapsed and
     trailing punctuation dropped.
     """
-    from accord.ensemble._extract import extract_answer as read, normalise_answer
+    from accord.ensemble._extract import extract_answer as read
+    from accord.ensemble._extract import normalise_answer
 
     if isinstance(message, Message):
         found = getattr(message.payload, "answer", None)
