@@ -362,3 +362,73 @@ async def test_cli_run_passes_sampling_and_backend_flags_to_the_server() -> None
     for request in server.requests:
         assert request.body["temperature"] == 0.3 and request.body["max_tokens"] == 77
         assert "What is 17 * 24?" in json.dumps(request.body["messages"])
+
+
+def test_cli_live_view_shows_model_text_without_escapes_or_markup() -> None:
+    import io
+
+    from rich.console import Console
+
+    import accord
+    from accord._view import LiveView
+    from accord.runtime import events as ev
+
+    graph = accord.Graph("g")
+    graph.add(accord.Agent("a[/bold]"))
+    out = io.StringIO()
+    view = LiveView(graph, Console(file=out, force_terminal=True, width=120, emoji=False))
+    with view:
+        for text in ("\x1b]0;pwned\x07hello [/bold] :m: ", "\x1b[2Jworld"):
+            view.on_event(ev.TokenEvent(run_id="r", at=0.0, node="a[/bold]", round=0, text=text))
+        view._live.refresh()
+    shown = out.getvalue()
+    assert "pwned" not in shown and "\x1b[2J" not in shown and "\x07" not in shown
+    assert "hello [/bold] :m: world" in shown and "a[/bold]" in shown
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("json_object", {"type": "json_object"}), ("instructions", None)]
+)
+async def test_cli_structured_mode_reaches_the_backend(mode: str, expected: object) -> None:
+    reply = json.dumps({"answer": "5", "reasoning": "2+3"})
+    async with FaultServer(default=Reply.json(completion(reply))) as server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "accord.cli",
+            "run",
+            "judge_panel",
+            "What is 2+3?",
+            "--agents",
+            "2",
+            "--model",
+            "openai:tiny",
+            "--base-url",
+            server.base_url,
+            "--structured",
+            mode,
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={
+                **os.environ,
+                "ACCORD_DURABILITY": "off",
+                "OPENAI_API_KEY": "sk-test",
+                "NO_PROXY": "127.0.0.1",
+            },
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    formats = [r.body.get("response_format") for r in server.requests]
+    assert formats and all(
+        (f is None if expected is None else f is not None and f["type"] == "json_object")
+        for f in formats
+    )
+
+
+def test_cli_unknown_structured_mode_is_a_usage_error() -> None:
+    done = accord_cmd(
+        "run", "debate", "x", "-m", "openai:m", "--base-url", "http://127.0.0.1:9/v1",
+        "--structured", "yaml",
+    )
+    assert done.returncode == 2 and "yaml" in done.stderr
