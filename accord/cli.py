@@ -556,7 +556,7 @@ def graph_command(
             return
     except UsageError as exc:
         raise _fail(str(exc), 2) from None
-    print(graph.to_dot() if dot and not mermaid else graph.to_mermaid(), end="")
+    print(plain(graph.to_dot() if dot and not mermaid else graph.to_mermaid()), end="")
 
 
 def _write_png(dot_source: str, out: Path) -> None:

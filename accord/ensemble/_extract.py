@@ -4,9 +4,10 @@ An extractor is a function ``(text) -> str | None``: the normalised answer, or N
 holds no answer it can read (the candidate then abstains). Votes compare the normalised strings,
 so two replies agree when their extracted answers are equal.
 
-Explicit answer markers come first, wherever an extractor reads a final answer: the last of an
-``Answer: ...`` line (``Final answer:`` too), ``\\boxed{...}``, ``#### ...`` and "the answer is
-...". So "I think the answer is 408. Reasoning: 17*24 = 340 + 68." gives 408, not 68.
+Explicit answer markers come first, wherever an extractor reads a final answer: the last
+``Answer: ...`` line (``Final answer:`` too), else the last ``\\boxed{...}``, ``#### ...`` or "the
+answer is ..." (in that order). So "I think the answer is 408. Reasoning: 17*24 = 340 + 68."
+gives 408, not 68.
 
 Built-in extractors, by name:
 
@@ -88,19 +89,25 @@ _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 
 
 def _marks(text: str) -> list[str]:
-    """Every marked answer in ``text``, in the order they appear (empty ones dropped)."""
-    found: list[tuple[int, str]] = []
-    for pattern in _MARKERS:
+    """Every marked answer in ``text``, most trusted last: "the answer is ..." phrases, then
+    ``####``, then ``\\boxed{}``, then ``Answer:`` lines; within a kind, in text order."""
+    found: list[str] = []
+    for pattern in reversed(_MARKERS):
         for match in pattern.finditer(text):
             content = match.group(1).strip(_EDGES).rstrip(".").strip(_EDGES)
             if content:
-                found.append((match.start(), content))
-    return [content for _, content in sorted(found, key=lambda item: item[0])]
+                found.append(content)
+    return found
 
 
 def marked_answer(text: str) -> str | None:
-    """The last explicitly marked answer in ``text`` (``Answer:`` line, ``\\boxed{}``, ``####``,
-    "the answer is ..."), without markdown emphasis or a final full stop; None when unmarked."""
+    """The explicitly marked answer of ``text``, without markdown emphasis or a final full stop;
+    None when it has none.
+
+    The last ``Answer:`` line wins, then the last ``\\boxed{}``, the last ``####`` line, and
+    the last "the answer is ..." phrase (a phrase may quote another agent's answer, a line
+    written as the prompt asks may not).
+    """
     found = _marks(text)
     return found[-1] if found else None
 

@@ -86,3 +86,10 @@ def test_extract_answer_reads_only_marked_or_bare_answers(text: str, expected: s
     from accord.ensemble._extract import resolve_extractor
 
     assert resolve_extractor("answer")(text) == expected
+
+
+def test_extract_answer_line_wins_over_a_quoted_answer_phrase() -> None:
+    from accord.ensemble._extract import extract_answer
+
+    text = "Answer: 408\nAgent b says the answer is 407, but 17*24 is 408."
+    assert extract_answer(text) == "408" and extract_number(text) == "408"
