@@ -175,8 +175,8 @@ def backend_options(
         raise ConfigError(f"--concurrency must be 1 or more, not {concurrency}.")
     if not name.startswith("openai:"):
         raise ConfigError(
-            f"{', '.join(given)} only apply to 'openai:' models (OpenAI-compatible servers), "
-            f"not {name!r}."
+            f"{' and '.join(given)} only {'applies' if len(given) == 1 else 'apply'} to "
+            f"'openai:' models (OpenAI-compatible servers), not {name!r}."
         )
     from accord.backends.openai import OpenAIBackend
 

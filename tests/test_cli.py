@@ -294,7 +294,7 @@ def test_cli_temperature_and_max_tokens_reach_the_agents(graphs: Path) -> None:
 
 def test_cli_backend_flags_are_refused_for_a_model_that_has_none() -> None:
     done = accord_cmd("run", "debate", "x", "-m", "hf:./nowhere", "--concurrency", "2")
-    assert done.returncode == 2 and "--concurrency only apply to 'openai:'" in done.stderr
+    assert done.returncode == 2 and "--concurrency only applies to 'openai:'" in done.stderr
 
 
 def test_cli_error_with_markup_and_escapes_is_printed_as_text(graphs: Path) -> None:
