@@ -490,6 +490,9 @@ def run_command(
         )
     except UsageError as exc:
         raise _fail(str(exc), 2) from None
+    except KeyboardInterrupt:  # Ctrl-C while the graph or the backend is still being set up
+        _err.print("cancelled")
+        raise typer.Exit(130) from None
     live = not (as_json or quiet) and sys.stdout.isatty()
     try:
         result = asyncio.run(_run(graph, text, backend, max_steps, live))
