@@ -26,6 +26,9 @@ GRAPHS = textwrap.dedent(
     from accord.testing import FunctionBackend
 
     async def slow(request):
+        from pathlib import Path
+
+        Path(__file__).with_suffix(".started").write_text("1")  # the test waits for this
         await asyncio.sleep(30)
         return "late"
 
@@ -164,7 +167,11 @@ def test_cli_ctrl_c_cancels_the_run_cleanly(graphs: Path) -> None:
         text=True,
         env=env,
     )
-    time.sleep(2.0)  # let it start the model call
+    started = graphs.with_suffix(".started")
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # wait until the model call has started (slow under load)
+    assert started.exists(), proc.communicate()[1]
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
