@@ -1,7 +1,9 @@
 """The terminal view of a run (rich): live while it runs, and the summary at the end.
 
 The live view shows one row per agent (state, round, tokens streamed so far, the tail of what it is
-writing) and the elapsed time; the summary prints the answer and a usage table per agent.
+writing) and the elapsed time; the summary prints the answer and a usage table per agent. Names, task and model text are shown as
+plain text (:func:`accord._terminal.plain` inside ``rich.text.Text``): no markup, emoji codes or
+terminal escapes from them reach the terminal.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from accord._terminal import console as make_console
+from accord._terminal import plain
 from accord.runtime import events as ev
 from accord.runtime.result import RunResult
 
@@ -25,7 +29,7 @@ class LiveView:
     """A rich ``Live`` display fed by run events (``on_event``)."""
 
     def __init__(self, graph: Any, console: Console | None = None) -> None:
-        self.console = console or Console()
+        self.console = console or make_console()
         self.rows: dict[str, dict[str, Any]] = {
             name: {"state": "waiting", "round": "", "chunks": 0, "tail": ""} for name in graph.nodes
         }
@@ -64,11 +68,11 @@ class LiveView:
         styles = {"working": "bold yellow", "done": "green", "cached": "cyan", "waiting": "dim"}
         for name, row in self.rows.items():
             table.add_row(
-                name,
+                Text(plain(name)),
                 Text(row["state"], style=styles.get(row["state"], "")),
                 row["round"],
                 str(row["chunks"]),
-                row["tail"].replace("\n", " "),
+                Text(plain(row["tail"].replace("\n", " "))),
             )
         elapsed = time.perf_counter() - self.started
         footer = Text(
@@ -88,7 +92,7 @@ def usage_table(result: RunResult) -> Table:
         table.add_column(column, justify="left" if column == "agent" else "right")
     for name, usage in result.usage_by_agent.items():
         table.add_row(
-            name,
+            Text(plain(name)),
             str(usage.requests),
             str(usage.prompt_tokens),
             str(usage.completion_tokens),
@@ -112,7 +116,11 @@ def print_summary(console: Console, result: RunResult, answer: str) -> None:
     """Print the answer and the usage table."""
     status = "" if result.status == "completed" else f" ({result.status}: {result.stop_reason})"
     console.print(
-        Panel(Text(answer or "(no answer)"), title=f"answer{status}", border_style="green")
+        Panel(
+            Text(plain(answer) or "(no answer)"),
+            title=Text(plain(f"answer{status}")),
+            border_style="green",
+        )
     )
     console.print(usage_table(result))
     console.print(Text(f"run {result.run_id}", style="dim"))

@@ -1,8 +1,12 @@
 """The ``accord`` command.
 
 ``accord run PATTERN "task"`` runs a built-in pattern (or ``accord run FILE.py:graph "task"`` a
-graph of yours) with a live view of the agents at work; ``accord graph FILE.py:graph`` draws a
+graph of yours) with a live view of the agents at work; the task may also come from standard input
+(``accord run debate -``) or a file (``--task-file F``). ``accord graph FILE.py:graph`` draws a
 graph; ``accord runs ...`` reads the run store; ``accord merge`` merges model weights.
+
+Everything printed that accord did not write (model text, tasks, error messages) goes through
+:mod:`accord._terminal`, so markup and terminal escapes in it are shown as text or removed.
 
 Exit codes: 0 success, 2 usage errors (unknown pattern, bad option, invalid graph, missing file:
 the message says how to fix it), 1 run errors, 130 when interrupted (Ctrl-C cancels the run).
@@ -20,8 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from accord._run_options import (
+    MIN_AGENTS,
+    PATTERN_OPTIONS,
+    apply_sampling,
+    backend_options,
+    check_base_url,
+    check_pattern_options,
+    read_task,
+)
+from accord._terminal import console, plain, safe
 from accord.errors import AccordError, ConfigError, UsageError
 
 app = typer.Typer(
@@ -32,7 +45,7 @@ app = typer.Typer(
     "mixture-of-agents, ensembles, merging.",
 )
 
-_err = Console(stderr=True)
+_err = console(stderr=True)
 
 PATTERNS = (
     "debate",
@@ -46,8 +59,25 @@ PATTERNS = (
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    _err.print(f"[bold red]error:[/] {safe(message)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from accord import __version__
+
+        print(f"accord {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    pass
 
 
 def load_graph(spec: str) -> Any:
@@ -94,8 +124,20 @@ def load_graph(spec: str) -> Any:
     return found
 
 
-def resolve_model(model: str | None, base_url: str | None) -> Any:
-    """The backend for ``--model``/``--base-url`` (``ACCORD_MODEL`` or the default model)."""
+def resolve_model(
+    model: str | None,
+    base_url: str | None,
+    *,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    structured: str | None = None,
+) -> Any:
+    """The backend for ``--model``/``--base-url`` (``ACCORD_MODEL`` or the default model).
+
+    Raises:
+        ConfigError: a model without a provider prefix, a ``--base-url`` that is not an http(s)
+            URL or given for a non-``openai:`` model, or backend flags that do not apply.
+    """
     from accord.backends import backend, default_model
 
     name = model or default_model()
@@ -112,53 +154,85 @@ def resolve_model(model: str | None, base_url: str | None) -> Any:
             raise ConfigError(
                 "--base-url only applies to 'openai:' models (OpenAI-compatible servers)."
             )
-        options["base_url"] = base_url
+        options["base_url"] = check_base_url(base_url)
+    options.update(
+        backend_options(name, timeout=timeout, concurrency=concurrency, structured=structured)
+    )
     return backend(name, **options)
 
 
-def build_pattern(pattern: str, agents: int, rounds: int | None) -> Any:
-    """One of the built-in patterns with ``agents`` agents and its rounds option."""
+def build_pattern(
+    pattern: str,
+    agents: int | None = None,
+    rounds: int | None = None,
+    *,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> Any:
+    """One of the built-in patterns with ``agents`` agents and its rounds option.
+
+    ``None`` means the pattern's default (3 agents; its own number of rounds). Options the
+    pattern does not read are ignored here; ``accord run`` refuses them before calling this.
+
+    Raises:
+        ConfigError: an unknown pattern (with the closest name), or an option out of range.
+    """
     import accord
     from accord.graphs import patterns as p
 
-    if agents < 1:
-        raise ConfigError(f"--agents must be 1 or more, not {agents}.")
+    if pattern not in PATTERN_OPTIONS:
+        import difflib
+
+        close = difflib.get_close_matches(pattern, PATTERNS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"unknown pattern {pattern!r}.{hint} Patterns: {', '.join(PATTERNS)}; "
+            "or give FILE.py:graph."
+        )
+    n = 3 if agents is None else agents
+    least = MIN_AGENTS.get(pattern, 1)
+    if n < least:
+        raise ConfigError(f"--agents must be {least} or more for {pattern}, not {n}.")
+    if rounds is not None and rounds < 1:
+        raise ConfigError(f"--rounds must be 1 or more, not {rounds}.")
+    sampling: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
     if pattern == "debate":
         return p.debate(
-            [accord.Debater(f"debater_{i + 1}") for i in range(max(agents, 2))], rounds=rounds or 3
+            [accord.Debater(f"debater_{i + 1}", **sampling) for i in range(n)], rounds=rounds or 3
         )
     if pattern == "critique":
         return p.critique_revise(
-            accord.Solver("solver"), accord.Critic("critic"), max_rounds=rounds or 3
+            accord.Solver("solver", **sampling),
+            accord.Critic("critic", **sampling),
+            max_rounds=rounds or 3,
         )
     if pattern == "plan_solve_verify":
         return p.plan_solve_verify(
-            accord.Planner("planner"),
-            accord.Solver("solver"),
-            accord.Verifier("verifier"),
+            accord.Planner("planner", **sampling),
+            accord.Solver("solver", **sampling),
+            accord.Verifier("verifier", **sampling),
             max_rounds=rounds or 2,
         )
     if pattern == "moa":
-        proposers = [accord.Agent(f"proposer_{i + 1}") for i in range(agents)]
-        return p.mixture_of_agents(proposers, accord.Aggregator("aggregator"), layers=rounds or 2)
+        proposers = [accord.Agent(f"proposer_{i + 1}", **sampling) for i in range(n)]
+        return p.mixture_of_agents(
+            proposers, accord.Aggregator("aggregator", **sampling), layers=rounds or 2
+        )
     if pattern == "round_robin":
         return p.round_robin(
-            [accord.Agent(f"agent_{i + 1}") for i in range(agents)], max_turns=rounds or 2 * agents
+            [accord.Agent(f"agent_{i + 1}", **sampling) for i in range(n)],
+            max_turns=rounds or 2 * n,
         )
     if pattern == "judge_panel":
         return p.judge_panel(
-            [accord.Judge(f"judge_{i + 1}") for i in range(max(agents, 2))], rounds=rounds or 1
+            [accord.Judge(f"judge_{i + 1}", **sampling) for i in range(n)], rounds=rounds or 1
         )
-    if pattern == "self_consistency":
-        from accord.ensemble import self_consistency
+    from accord.ensemble import self_consistency
 
-        return self_consistency(accord.Solver("solver", temperature=0.7), k=max(agents, 2))
-    import difflib
-
-    close = difflib.get_close_matches(pattern, PATTERNS, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(
-        f"unknown pattern {pattern!r}.{hint} Patterns: {', '.join(PATTERNS)}; or give FILE.py:graph."
+    return self_consistency(
+        accord.Solver("solver", max_tokens=max_tokens),
+        k=n,
+        temperature=0.7 if temperature is None else temperature,
     )
 
 
@@ -187,7 +261,12 @@ def _answer(result: Any) -> str:
 @app.command("run")
 def run_command(
     target: str = typer.Argument(..., help=f"a pattern ({', '.join(PATTERNS)}) or FILE.py:graph"),
-    task: str = typer.Argument(..., help="the task, in quotes"),
+    task: str | None = typer.Argument(
+        None, help="the task, in quotes; '-' reads it from standard input"
+    ),
+    task_file: Path | None = typer.Option(
+        None, "--task-file", "-f", help="read the task from this file ('-': standard input)"
+    ),
     model: str | None = typer.Option(
         None,
         "--model",
@@ -197,8 +276,8 @@ def run_command(
     base_url: str | None = typer.Option(
         None, "--base-url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
     ),
-    agents: int = typer.Option(
-        3, "--agents", "-n", help="debaters, proposers, judges or chat members"
+    agents: int | None = typer.Option(
+        None, "--agents", "-n", help="debaters, proposers, judges, samples or chat members (3)"
     ),
     rounds: int | None = typer.Option(
         None,
@@ -206,22 +285,74 @@ def run_command(
         "-r",
         help="debate rounds, critique/verify rounds, MoA layers or chat turns",
     ),
-    max_steps: int = typer.Option(50, "--max-steps", help="safety limit on activations"),
+    temperature: float | None = typer.Option(
+        None, "--temperature", "-t", help="sampling temperature for every agent"
+    ),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", help="the most tokens one reply may have"
+    ),
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="seconds one model call may take ('openai:' models)"
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", help="model calls in flight at once ('openai:' models)"
+    ),
+    structured: str | None = typer.Option(
+        None,
+        "--structured",
+        help="how the server constrains JSON replies: json_schema, json_object+schema, "
+        "json_object or instructions ('openai:' models)",
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="safety limit on activations (default: the graph's own)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one machine-readable result"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the answer"),
 ) -> None:
-    """Run a pattern or your own graph on a task."""
+    """Run a pattern or your own graph on a task (the task may come from stdin: '-')."""
     try:
+        text = read_task(task, task_file)
+        if temperature is not None and not 0 <= temperature <= 2:
+            raise ConfigError(f"--temperature must be between 0 and 2, not {temperature}.")
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigError(f"--max-tokens must be 1 or more, not {max_tokens}.")
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError(f"--max-steps must be 1 or more, not {max_steps}.")
         from_file = target.endswith(".py") or ".py:" in target
-        graph = load_graph(target) if from_file else build_pattern(target, agents, rounds)
+        if from_file or target in PATTERN_OPTIONS:
+            check_pattern_options(
+                "" if from_file else target, {"agents": agents, "rounds": rounds}
+            )
+        if from_file:
+            graph = load_graph(target)
+            apply_sampling(graph, temperature, max_tokens)
+        else:
+            graph = build_pattern(
+                target, agents, rounds, temperature=temperature, max_tokens=max_tokens
+            )
         graph.validate()
         needs_model = model or base_url or not from_file or _needs_model(graph)
-        backend = resolve_model(model, base_url) if needs_model else None
+        backend_flags = timeout is not None or concurrency is not None or structured is not None
+        if backend_flags and not needs_model:
+            raise ConfigError(
+                "--timeout, --concurrency and --structured configure the --model backend, but "
+                "every agent of this graph has its own backend. Give --model or remove them."
+            )
+        backend = (
+            resolve_model(
+                model, base_url, timeout=timeout, concurrency=concurrency, structured=structured
+            )
+            if needs_model
+            else None
+        )
     except UsageError as exc:
         raise _fail(str(exc), 2) from None
+    except KeyboardInterrupt:  # Ctrl-C while the graph or the backend is still being set up
+        _err.print("cancelled")
+        raise typer.Exit(130) from None
     live = not (as_json or quiet) and sys.stdout.isatty()
     try:
-        result = asyncio.run(_run(graph, task, backend, max_steps, live))
+        result = asyncio.run(_run(graph, text, backend, max_steps, live))
     except KeyboardInterrupt:
         _err.print("cancelled")
         raise typer.Exit(130) from None
@@ -236,11 +367,11 @@ def run_command(
     if as_json:
         print(json.dumps(_json_result(result), indent=2))
     elif quiet:
-        print(_answer(result))
+        print(plain(_answer(result)))
     else:
         from accord._view import print_summary
 
-        print_summary(Console(), result, _answer(result))
+        print_summary(console(), result, _answer(result))
 
 
 def _json_result(result: Any) -> dict[str, Any]:
@@ -250,14 +381,16 @@ def _json_result(result: Any) -> dict[str, Any]:
     return data
 
 
-async def _run(graph: Any, task: str, backend: Any, max_steps: int, live: bool) -> Any:
+async def _run(graph: Any, task: str, backend: Any, max_steps: int | None, live: bool) -> Any:
+    # Without --max-steps the graph's own limit applies (a pattern's grows with its size).
+    limits: dict[str, Any] = {} if max_steps is None else {"max_steps": max_steps}
     if not live:
-        return await graph.run(task, backend, max_steps=max_steps)
+        return await graph.run(task, backend, **limits)
     from accord._view import LiveView
 
-    with LiveView(graph) as view:
+    with LiveView(graph, console()) as view:
         return await graph.run(
-            task, backend, max_steps=max_steps, on_event=view.on_event, stream_tokens=True
+            task, backend, on_event=view.on_event, stream_tokens=True, **limits
         )
 
 
@@ -275,7 +408,7 @@ def graph_command(
         graph = (
             load_graph(target)
             if target.endswith(".py") or ".py:" in target
-            else build_pattern(target, 3, None)
+            else build_pattern(target)
         )
         graph.validate()
         if png is not None:
@@ -283,7 +416,7 @@ def graph_command(
             return
     except UsageError as exc:
         raise _fail(str(exc), 2) from None
-    print(graph.to_dot() if dot and not mermaid else graph.to_mermaid(), end="")
+    print(plain(graph.to_dot() if dot and not mermaid else graph.to_mermaid()), end="")
 
 
 def _write_png(dot_source: str, out: Path) -> None:

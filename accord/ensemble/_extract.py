@@ -4,20 +4,31 @@ An extractor is a function ``(text) -> str | None``: the normalised answer, or N
 holds no answer it can read (the candidate then abstains). Votes compare the normalised strings,
 so two replies agree when their extracted answers are equal.
 
+Explicit answer markers come first, wherever an extractor reads a final answer: the last
+``Answer: ...`` line (``Final answer:`` too), else the last ``\\boxed{...}``, ``#### ...`` or "the
+answer is ..." (in that order). So "I think the answer is 408. Reasoning: 17*24 = 340 + 68."
+gives 408, not 68.
+
 Built-in extractors, by name:
 
-- ``"number"``: the final number (after ``Answer:``, ``####`` or ``\\boxed{}`` when present,
-  else the last number in the text), written canonically: ``"1,000.50"`` and ``"1000.5"`` both
-  give ``"1000.5"``, ``"42.0"`` gives ``"42"``, ``"3/4"`` gives ``"0.75"``.
+- ``"answer"``: the marked answer, read as a number when it is one (``"Answer: $1,000"`` gives
+  ``"1000"``), else as text (as ``"text"`` normalises it). A reply with no marker gives no answer
+  unless the whole reply is a short bare answer (``"408"``, ``"New York."``: one line, at most
+  three words). Debates use it.
+- ``"number"``: the number of the marked answer, else the last number in the text, written
+  canonically: ``"1,000.50"`` and ``"1000.5"`` both give ``"1000.5"``, ``"42.0"`` gives ``"42"``,
+  ``"3/4"`` gives ``"0.75"``; a number written with leading zeros (``"0579"``) is kept as written
+  (``extract_number(text, normalise=True)`` gives ``"579"``).
 - ``"choice"``: a multiple-choice letter A-J (``"The answer is (B)."`` gives ``"B"``).
 - ``"code"``: program output: the last fenced block if any, else the text, with trailing spaces
   and blank edge lines removed.
-- ``"text"``: the final ``Answer:`` line if any, else the text, lower-cased, whitespace collapsed,
+- ``"text"``: the marked answer if any, else the text, lower-cased, whitespace collapsed,
   trailing punctuation dropped.
 - ``"exact"``: the text with only its outer whitespace stripped.
 
-Caveat: ``"number"`` reads the *last* number when there is no answer marker, so a reply that
-ends with a check ("... = 42, and 42 < 50") may be read as 50; ask models for an ``Answer:`` line.
+Caveat: ``"number"`` falls back to the *last* number when there is no answer marker, so a reply
+that ends with a check ("... = 42, and 42 < 50") may be read as 50; ask models for an ``Answer:``
+line, or use ``"answer"``, which counts such a reply as no answer.
 """
 
 from __future__ import annotations
@@ -33,6 +44,10 @@ __all__ = [
     "EXTRACTORS",
     "resolve_extractor",
     "final_answer",
+    "marked_answer",
+    "is_numeric_question",
+    "extract_answer",
+    "normalise_answer",
     "extract_number",
     "extract_choice",
     "extract_code",
@@ -43,9 +58,27 @@ __all__ = [
 Extractor = Callable[[str], str | None]
 """``(text) -> normalised answer``, or None when the text holds no readable answer."""
 
-_ANSWER_LINE = re.compile(r"(?im)^\s*(?:final\s+)?answer\s*[:：]\s*(.+?)\s*$")
+_ANSWER_LINE = re.compile(
+    r"(?im)^[\s*_#>`-]*(?:the\s+)?(?:final\s+)?answer[*_`]*\s*[:：][*_`\s]*(.*?)\s*$"
+)
 _HASHES = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+_ANSWER_IS = re.compile(
+    r"(?i)\b(?:final\s+)?answer[*_`]*\s+(?:is|would\s+be|should\s+be|=)\s*:?\s*"
+    r"(.+?)\s*(?=\.\s|\.?$|\n|;)",
+    re.MULTILINE,
+)
+_MARKERS = (_ANSWER_LINE, _BOXED, _HASHES, _ANSWER_IS)
+_EDGES = " \t*_`\"'“”"
+_NUMBER_ALONE = re.compile(
+    r"^[$€£¥(\s]*([-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:/\d+)?)"
+    r"\s*(?:%|°|[a-zA-Z]+)?[\s).!]*$"
+)
+_NUMERIC_TASK = re.compile(
+    r"\d\s*[-+*/×÷^x]\s*\d|\bhow\s+(?:many|much|far|long|old)\b"
+    r"|\b(?:calculate|compute|evaluate|sum|product|difference|quotient|total|percent)\b",
+    re.IGNORECASE,
+)
 _NUMBER = re.compile(r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:/\d+)?")
 _CHOICE_MARKED = re.compile(
     r"(?i:answer|choice|option)\s*(?i:is|:)?\s*[:(\[]?\s*([A-J])\b(?![a-z'])"
@@ -55,16 +88,48 @@ _CHOICE_PAREN = re.compile(r"\(([A-J])\)")
 _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 
 
+def _marks(text: str) -> list[str]:
+    """Every marked answer in ``text``, most trusted last: "the answer is ..." phrases, then
+    ``####``, then ``\\boxed{}``, then ``Answer:`` lines; within a kind, in text order."""
+    found: list[str] = []
+    for pattern in reversed(_MARKERS):
+        for match in pattern.finditer(text):
+            content = match.group(1).strip(_EDGES).rstrip(".").strip(_EDGES)
+            if content:
+                found.append(content)
+    return found
+
+
+def marked_answer(text: str) -> str | None:
+    """The explicitly marked answer of ``text``, without markdown emphasis or a final full stop;
+    None when it has none.
+
+    The last ``Answer:`` line wins, then the last ``\\boxed{}``, the last ``####`` line, and
+    the last "the answer is ..." phrase (a phrase may quote another agent's answer, a line
+    written as the prompt asks may not).
+    """
+    found = _marks(text)
+    return found[-1] if found else None
+
+
 def final_answer(text: str) -> str:
-    """The content of the last ``Answer:`` line, or the whole text when there is none."""
-    found = _ANSWER_LINE.findall(text)
-    return found[-1] if found else text
+    """The last marked answer (see :func:`marked_answer`), or the whole text when there is none."""
+    found = marked_answer(text)
+    return text if found is None else found
 
 
-def _canonical_number(raw: str) -> str | None:
+def is_numeric_question(task: str) -> bool:
+    """Whether ``task`` asks for a number: arithmetic (``17 * 24``), "how many/much", "compute"."""
+    return bool(_NUMERIC_TASK.search(task))
+
+
+def _canonical_number(raw: str, normalise: bool = True) -> str | None:
     token = raw.replace(",", "").replace("−", "-").lstrip("+")
     if not token or token in ("-", ".", "-."):
         return None
+    digits = token.lstrip("-").split(".")[0].split("/")[0]
+    if not normalise and len(digits) > 1 and digits.startswith("0"):
+        return token  # "0579" is a code or an id, not the quantity 579: keep it as written
     try:
         if "/" in token:
             top, bottom = token.split("/", 1)
@@ -85,16 +150,58 @@ def _numbers(text: str) -> list[str]:
     return [m.group(0) for m in _NUMBER.finditer(text) if any(c.isdigit() for c in m.group(0))]
 
 
-def extract_number(text: str) -> str | None:
-    """The final number of a reply, canonically written (see module docstring)."""
-    for pattern in (_BOXED, _HASHES, _ANSWER_LINE):
-        marked = pattern.findall(text)
-        if marked:
-            found = _numbers(marked[-1])
-            if found:
-                return _canonical_number(found[0])
+def _marked_number(answer: str, normalise: bool) -> str | None:
+    """The number a marked answer gives: the one after its last ``=``, else its first."""
+    found = _numbers(answer.rsplit("=", 1)[-1]) or _numbers(answer)
+    return _canonical_number(found[0], normalise) if found else None
+
+
+def extract_number(text: str, *, normalise: bool = False) -> str | None:
+    """The final number of a reply, canonically written (see module docstring).
+
+    Args:
+        text: the reply.
+        normalise: also drop leading zeros (``"0579"`` gives ``"579"``); by default a number
+            written with leading zeros is kept as written.
+    """
+    for answer in reversed(_marks(text)):
+        number = _marked_number(answer, normalise)
+        if number is not None:
+            return number
     found = _numbers(text)
-    return _canonical_number(found[-1]) if found else None
+    return _canonical_number(found[-1], normalise) if found else None
+
+
+def _bare(text: str) -> str | None:
+    """``text`` itself when it is a short bare answer: one line of at most three words."""
+    stripped = text.strip().strip(_EDGES).rstrip(".").strip()
+    if not stripped or "\n" in stripped or len(stripped) > 40 or len(stripped.split()) > 3:
+        return None
+    return stripped
+
+
+def extract_answer(text: str) -> str | None:
+    """The marked answer (or a bare short reply), as a number when it is one, else as text.
+
+    A reply with no answer marker that is more than a short bare answer gives None: its last
+    number is not taken for its answer.
+    """
+    answer = marked_answer(text)
+    if answer is None:
+        answer = _bare(text)
+    return None if answer is None else normalise_answer(answer)
+
+
+def normalise_answer(answer: str) -> str | None:
+    """An answer already found, written for voting: a number canonically (what follows its last
+    ``=``; leading zeros kept), anything else as :func:`extract_text` normalises it."""
+    last = answer.rsplit("=", 1)[-1].strip()
+    alone = _NUMBER_ALONE.match(last)
+    if alone and any(c.isdigit() for c in alone.group(1)):
+        number = _canonical_number(alone.group(1), normalise=False)
+        if number is not None:
+            return number
+    return extract_text(answer)
 
 
 def extract_choice(text: str) -> str | None:
@@ -134,6 +241,7 @@ def extract_exact(text: str) -> str | None:
 
 
 EXTRACTORS: dict[str, Extractor] = {
+    "answer": extract_answer,
     "number": extract_number,
     "choice": extract_choice,
     "code": extract_code,

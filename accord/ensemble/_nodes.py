@@ -14,6 +14,7 @@ makes ``n`` calls (seeds ``seed, seed+1, ...``) and counts each.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from accord.backends.base import Backend, Completion, Request
 from accord.ensemble._best_of_n import Reward, best_of_n
 from accord.ensemble._calls import ModelLike
 from accord.ensemble._candidates import Candidates, candidates_from_messages
-from accord.ensemble._extract import Extractor
+from accord.ensemble._extract import Extractor, is_numeric_question
 from accord.ensemble._fanout import fan_out
 from accord.ensemble._fuse import fuse
 from accord.ensemble._mbr import mbr
@@ -175,7 +176,9 @@ class VoteNode(_MethodNode):
 
     Args:
         name: node name.
-        extract: answer extractor (name or function), ``"text"`` when None.
+        extract: answer extractor (name or function), ``"text"`` when None; ``"auto"`` reads
+            numbers (``"number"``) when the run's task asks for one (arithmetic, "how many"),
+            else ``"text"``.
         weights: weight per sender node (1 for senders not listed).
         tie_break: ``"first"`` or ``"smallest"``.
         default: the answer when no input is usable (else the node fails).
@@ -204,9 +207,12 @@ class VoteNode(_MethodNode):
 
     async def __call__(self, ctx: ActivationContext) -> NodeOutput:
         texts, senders = candidates_from_messages(ctx.inputs)
+        extract = self.extract
+        if extract == "auto":
+            extract = "number" if is_numeric_question(ctx.task) else "text"
         result = tally(
             texts,
-            extract=self.extract,
+            extract=extract,
             weights=[self.weights.get(s, 1.0) for s in senders],
             tie_break=self.tie_break,
             default=self.default,
@@ -217,10 +223,15 @@ class VoteNode(_MethodNode):
             payload=payload,
             metadata={
                 "method": "vote",
+                "extract": extract if isinstance(extract, str) else "custom",
                 "index": str(result.index),
                 "sender": senders[result.index] if result.index >= 0 else "",
                 "support": f"{result.support:.4f}",
                 "fallback": "true" if result.fallback else "false",
+                # A tie the tie rule settled, and the candidates with no readable answer.
+                "tie": "true" if result.tied else "false",
+                "tied": json.dumps(list(result.tied)),
+                "unparsable": ",".join(senders[i] for i in result.unparsable),
             },
         )
 

@@ -5,8 +5,16 @@ temperature above 0 and return the most common final answer. The graph has k sam
 the solver running in parallel (``solver_0 .. solver_{k-1}``, seeds ``seed .. seed+k-1``) and a
 :class:`~accord.ensemble.VoteNode` named ``"vote"``; or, with ``samples="n"``, one node that asks
 for k samples in one call (backends that return several candidates per call do it in one
-forward pass; others are called k times). Caveat: greedy decoding (temperature 0) makes every
-copy say the same thing, so the temperature must be above 0.
+forward pass; others are called k times).
+
+By default the vote reads numbers (``extract="number"``) when the task asks for one (arithmetic,
+"how many", "compute": :func:`~accord.ensemble._extract.is_numeric_question`), so "the solution
+to 17 * 24 is 408" and "Answer: 408" agree, and the marked answer or the text otherwise. A tie is
+settled by ``tie_break`` and reported: the output message's metadata has ``tie`` ("true") and
+``tied`` (the tied answers, JSON), and ``unparsable`` names the samples with no readable answer.
+
+Caveat: greedy decoding (temperature 0) makes every copy say the same thing, so the temperature
+must be above 0.
 """
 
 from __future__ import annotations
@@ -46,7 +54,8 @@ def self_consistency(
         k: number of samples.
         temperature: sampling temperature (> 0).
         seed: seed of the first sample (the i-th gets ``seed + i``); None for unseeded.
-        extract: answer extractor for the vote (``"number"``, ``"choice"``, ...).
+        extract: answer extractor for the vote (``"number"``, ``"choice"``, ``"answer"``, ...);
+            None: ``"number"`` when the task asks for a number, else ``"text"``.
         weights: vote weight per sampling node name.
         tie_break: ``"first"`` or ``"smallest"``.
         default: the answer when no sample is usable (else the vote node fails).
@@ -55,7 +64,7 @@ def self_consistency(
 
     Returns:
         An :class:`accord.Graph` whose output is a :class:`~accord.messages.Vote` message
-        (its metadata names the winning candidate and its support).
+        (its metadata names the winning candidate, its support, and any tie).
 
     Raises:
         ConfigError: ``k`` < 1, a temperature that is not above 0, or an unknown ``samples``.
@@ -78,7 +87,13 @@ def self_consistency(
     if samples not in ("copies", "n"):
         raise ConfigError(f"samples must be 'copies' or 'n', not {samples!r}.")
     graph = Graph(name or f"self_consistency_{solver.name}")
-    voter = VoteNode("vote", extract=extract, weights=weights, tie_break=tie_break, default=default)
+    voter = VoteNode(
+        "vote",
+        extract="auto" if extract is None else extract,
+        weights=weights,
+        tie_break=tie_break,
+        default=default,
+    )
     if samples == "n":
         node = SampleNode(solver, name=solver.name, n=k, temperature=temperature, seed=seed)
         graph.add(node, voter)

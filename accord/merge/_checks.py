@@ -11,14 +11,23 @@ every model it equals that model's ``vocab_size``), not by its name.
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from accord.errors import MergeConfigError, MergeError
 from accord.merge._safetensors import FLOAT_CODES, Checkpoint
 
-__all__ = ["check_architecture", "check_tensors", "check_out_dir", "check_disk", "free_bytes"]
+__all__ = [
+    "check_architecture",
+    "check_tensors",
+    "check_out_dir",
+    "check_out_not_input",
+    "check_disk",
+    "free_bytes",
+    "real_path",
+]
 
 _MORE = 3
 """How many examples an error lists before saying "and N more"."""
@@ -144,6 +153,38 @@ def check_out_dir(out_dir: Path, *, overwrite: bool) -> None:
         raise MergeConfigError(
             f"output folder {str(out_dir)!r} already holds files; choose another folder or pass "
             "overwrite=True (--overwrite) to replace it"
+        )
+
+
+def real_path(path: Path) -> Path:
+    """``path`` absolute, with ``..`` and every symlink resolved (it need not exist)."""
+    return Path(os.path.realpath(path.expanduser()))
+
+
+def check_out_not_input(out_dir: Path, inputs: Iterable[Path]) -> None:
+    """The output folder is not an input model, does not contain one, and is not inside one.
+
+    Paths are compared after resolving ``..`` and symlinks, so ``sub/../m1``, a link to an input
+    and the folder that holds the inputs are all caught: replacing any of them would delete or
+    change an input.
+
+    Raises:
+        MergeConfigError: naming the input the output would destroy or write into.
+    """
+    out = real_path(out_dir)
+    for given in inputs:
+        source = real_path(given)
+        if out == source:
+            why = f"is one of the input models ({str(given)!r})"
+        elif out in source.parents:
+            why = f"contains the input model {str(given)!r}"
+        elif source in out.parents:
+            why = f"is inside the input model {str(given)!r}"
+        else:
+            continue
+        raise MergeConfigError(
+            f"output folder {str(out_dir)!r} {why}; writing there would destroy or change an "
+            "input. Choose an output folder outside every input model"
         )
 
 

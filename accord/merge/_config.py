@@ -248,6 +248,11 @@ def parse_size(value: Any) -> int:
     return int(float(match.group(1)) * factor)
 
 
+def _listed(value: Any) -> list[Any]:
+    """``value``'s items when it is a list; else nothing (validation then reports its type)."""
+    return list(value) if isinstance(value, list | tuple) else []
+
+
 def _unsupported_keys(raw: Mapping[str, Any]) -> list[str]:
     """mergekit keys accord knows but cannot honour, each with the reason."""
     problems: list[str] = []
@@ -258,7 +263,7 @@ def _unsupported_keys(raw: Mapping[str, Any]) -> list[str]:
     method = raw.get("merge_method")
     if method in _UNSUPPORTED_METHODS:
         problems.append(f"merge_method {method!r} is a mergekit method accord does not implement")
-    for i, slice_ in enumerate(raw.get("slices") or []):
+    for i, slice_ in enumerate(_listed(raw.get("slices"))):
         if isinstance(slice_, Mapping):
             for key in ("base_model", "residual_weight"):
                 if key in slice_:
@@ -270,10 +275,10 @@ def _unsupported_keys(raw: Mapping[str, Any]) -> list[str]:
         for key in ("tokens", "pad_to_multiple_of"):
             if key in tokenizer:
                 problems.append(f"tokenizer.{key} is not supported (accord keeps one vocabulary)")
-    entries: list[Any] = list(raw.get("models") or [])
-    for slice_ in raw.get("slices") or []:
+    entries: list[Any] = _listed(raw.get("models"))
+    for slice_ in _listed(raw.get("slices")):
         if isinstance(slice_, Mapping):
-            entries.extend(slice_.get("sources") or [])
+            entries.extend(_listed(slice_.get("sources")))
     if raw.get("base_model") is not None:
         entries.append({"model": raw["base_model"]})
     for entry in entries:

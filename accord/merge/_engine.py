@@ -14,6 +14,10 @@ folder renamed to ``out_dir``. An exception or Ctrl-C removes it; a killed proce
 hidden folder, which never looks like a finished model and is removed by the next merge into the
 same ``out_dir``.
 
+An output that is (or lies inside) an input model is refused, paths compared after resolving
+symlinks and ``..``; an output that is a symlink is followed, so the link's target is replaced and
+the link kept.
+
 Caveat: the rename is atomic only when ``out_dir`` does not exist yet; with ``overwrite`` the old
 folder is first moved aside, then deleted after the new one is in place.
 """
@@ -35,6 +39,7 @@ from accord._lazy import require
 from accord._log import get_logger
 from accord.errors import MergeError
 from accord.merge import _methods as methods
+from accord.merge._checks import check_out_not_input, real_path
 from accord.merge._plan import MergePlan, TensorTask
 from accord.merge._safetensors import DTYPES, INDEX_NAME, Reader
 from accord.merge._verify import verify_output
@@ -332,9 +337,13 @@ def execute(
     Raises:
         MergeError: reading an input failed, a result was not finite, or a check after writing
             failed; nothing is left at ``out_dir`` (an existing folder is kept).
+        MergeConfigError: ``out_dir`` is, contains or lies inside an input model.
     """
     started = time.perf_counter()
-    out_dir = out_dir.absolute()
+    inputs = [s.path for s in ((plan.base,) if plan.base else ()) + plan.models]
+    check_out_not_input(out_dir, [*inputs, plan.tokenizer_from])
+    # A symlink is followed: the merged folder replaces the link's target and the link stays.
+    out_dir = real_path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(out_dir)
     partial = _partial_dir(out_dir)

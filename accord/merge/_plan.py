@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Literal
 
 from accord.errors import MergeConfigError
-from accord.merge._checks import check_architecture, check_disk, check_out_dir, check_tensors
+from accord.merge._checks import (
+    check_architecture,
+    check_disk,
+    check_out_dir,
+    check_out_not_input,
+    check_tensors,
+)
 from accord.merge._config import MergeConfig, Setting
 from accord.merge._params import MethodSpec, Value, check_config, resolve
 from accord.merge._safetensors import DTYPES, FLOAT_CODES, SINGLE_NAME, Checkpoint, TensorInfo
@@ -186,6 +192,20 @@ def _segments(config: MergeConfig, layers: int) -> list[_Segment]:
     return segments
 
 
+def _tokenizer_from(
+    config: MergeConfig, base: Source | None, models: tuple[Source, ...]
+) -> Path:
+    """The folder the tokenizer files are copied from (the reference model unless configured)."""
+    if config.tokenizer_from not in (None, "base"):
+        assert config.tokenizer_from is not None
+        return _path(config.tokenizer_from)
+    if base is not None:
+        return base.path
+    if config.base_model is not None:
+        return _path(config.base_model)
+    return models[0].path
+
+
 def _inputs(config: MergeConfig, spec: MethodSpec) -> tuple[Source | None, tuple[Source, ...]]:
     entries: list[tuple[str, bool]] = []
     if config.models is not None:
@@ -272,9 +292,11 @@ def build_plan(
     """
     spec = check_config(config)
     base, models = _inputs(config, spec)
-    if out_dir is not None:
-        check_out_dir(out_dir, overwrite=overwrite)
     sources = ([base] if base else []) + list(models)
+    tokenizer_from = _tokenizer_from(config, base, models)
+    if out_dir is not None:
+        check_out_not_input(out_dir, [*(s.path for s in sources), tokenizer_from])
+        check_out_dir(out_dir, overwrite=overwrite)
     if base is not None:
         reference = base.path
     elif config.base_model is not None:  # linear: the listed base gives config and tokenizer
@@ -282,14 +304,6 @@ def build_plan(
     else:
         reference = models[0].path
     reference_index = [s.path for s in sources].index(reference)
-    if out_dir is not None and out_dir.absolute() in {s.path for s in sources}:
-        raise MergeConfigError(
-            f"output folder {str(out_dir)!r} is one of the input models; choose another folder"
-        )
-    tokenizer_from = reference
-    if config.tokenizer_from not in (None, "base"):
-        assert config.tokenizer_from is not None
-        tokenizer_from = _path(config.tokenizer_from)
     checkpoints = {s.path: Checkpoint.open(s.path) for s in sources}
     labels = {s.path: s.label for s in sources}
     ordered = [checkpoints[reference]] + [

@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass
 from io import BufferedReader
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -268,14 +268,31 @@ def _read_json(path: Path, *, what: str) -> dict[str, Any]:
     return data
 
 
+def _shard_path(folder: Path, index_path: Path, file_name: str) -> Path:
+    """``folder / file_name``, refusing a name that leaves the folder (absolute, ``..``).
+
+    Names are checked as written, so a shard that is a symlink (as in a hub cache) still works.
+    """
+    name = file_name.replace("\\", "/")
+    parts = PurePosixPath(name).parts
+    if not name or name.startswith("/") or PureWindowsPath(file_name).drive or ".." in parts:
+        raise MergeError(
+            f"{index_path} lists the shard {file_name!r}, a path outside the model folder "
+            f"{str(folder)!r}; shard names must be files inside it. Fix or regenerate the index"
+        )
+    return folder / name
+
+
 def _read_sharded(folder: Path, index_path: Path) -> dict[str, TensorInfo]:
     index = _read_json(index_path, what="weight index")
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise MergeError(f"{index_path} has no weight_map")
     tensors: dict[str, TensorInfo] = {}
+    if not all(isinstance(v, str) for v in weight_map.values()):
+        raise MergeError(f"{index_path}: every weight_map value must be a shard file name")
     for file_name in sorted(set(weight_map.values())):
-        path = folder / str(file_name)
+        path = _shard_path(folder, index_path, file_name)
         if not path.is_file():
             raise MergeError(f"{index_path} lists {file_name}, which is missing from {folder}")
         for name, info in read_header(path).items():

@@ -70,7 +70,9 @@ def merge_command(
 
 
 def _fail(exc: Exception, code: Literal[1, 2]) -> None:
-    typer.echo(f"error: {exc}", err=True)
+    from accord._terminal import plain
+
+    typer.echo(f"error: {plain(str(exc))}", err=True)
     raise typer.Exit(code)
 
 

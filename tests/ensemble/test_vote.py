@@ -98,3 +98,52 @@ def test_tally_is_the_synchronous_form() -> None:
     assert tally(["x", "y", "x"], extract="exact").answer == "x"
     with pytest.raises(ConfigError, match="unknown answer extractor"):
         tally(["x"], extract="numbers")
+
+
+async def test_self_consistency_reads_numbers_by_default_for_a_numeric_question() -> None:
+    import accord
+    from accord.ensemble import self_consistency
+    from accord.testing import ScriptedBackend
+
+    backend = ScriptedBackend(
+        {
+            "solver_0": ["the solution to 17 * 24 is 408"],
+            "solver_1": ["17 * 24 = 408.\nAnswer: 408"],
+            "solver_2": ["Answer: 407"],
+        }
+    )
+    graph = self_consistency(accord.Solver("solver"), k=3)
+    result = await graph.run("What is 17 * 24?", backend=backend)
+    assert result.output is not None and isinstance(result.output.payload, accord.Vote)
+    assert result.output.payload.counts == {"408": 2.0, "407": 1.0}
+    assert result.output.metadata["extract"] == "number"
+    assert result.output.metadata["tie"] == "false"
+
+
+async def test_self_consistency_reports_a_tie_instead_of_settling_it_silently() -> None:
+    import json
+
+    import accord
+    from accord.ensemble import self_consistency
+    from accord.testing import ScriptedBackend
+
+    backend = ScriptedBackend({"solver_0": ["Answer: 4"], "solver_1": ["Answer: 5"]})
+    graph = self_consistency(accord.Solver("solver"), k=2)
+    result = await graph.run("What is 2 + 2?", backend=backend)
+    assert result.output is not None
+    assert result.output.metadata["tie"] == "true"
+    assert set(json.loads(result.output.metadata["tied"])) == {"4", "5"}
+
+
+async def test_self_consistency_names_the_samples_without_an_answer() -> None:
+    import accord
+    from accord.ensemble import self_consistency
+    from accord.testing import ScriptedBackend
+
+    backend = ScriptedBackend(
+        {"solver_0": ["Answer: 4"], "solver_1": ["no idea"], "solver_2": ["Answer: 4"]}
+    )
+    result = await self_consistency(accord.Solver("solver"), k=3).run(
+        "How many legs has a dog?", backend=backend
+    )
+    assert result.output is not None and result.output.metadata["unparsable"] == "solver_1"

@@ -281,7 +281,8 @@ async def test_patterns_respect_run_budgets() -> None:
     ("text", "answer"),
     [
         ("Reasoning...\nAnswer: 42", "42"),
-        ("so 1,000.0 it is", "1000"),
+        ("so the answer is 1,000.0 then", "1000"),
+        ("so 1,000.0 it is", ""),
         ("**Final answer: B**", "b"),
         ("", ""),
     ],

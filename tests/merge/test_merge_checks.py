@@ -233,3 +233,57 @@ def test_merge_into_an_input_folder_is_refused(family, copy_model, tmp_path):
     with pytest.raises(MergeConfigError, match="is one of the input models"):
         merge(linear_of(family["a"], b), b, overwrite=True)
     assert (b / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("how", ["parent", "dotdot", "symlink", "inside"])
+def test_merge_output_that_is_contains_or_is_inside_an_input_is_refused(
+    family, copy_model, tmp_path, how
+):
+    from accord.errors import MergeConfigError
+
+    a = copy_model(family["a"], "zoo/a")
+    b = copy_model(family["b"], "zoo/b")
+    (tmp_path / "sub").mkdir()
+    if how == "parent":
+        out = tmp_path / "zoo"
+    elif how == "dotdot":
+        out = tmp_path / "sub" / ".." / "zoo" / "b"
+    elif how == "symlink":
+        out = tmp_path / "link"
+        out.symlink_to(b, target_is_directory=True)
+    else:
+        out = b / "merged"
+    with pytest.raises(MergeConfigError, match="input model"):
+        merge(linear_of(a, b), out, overwrite=True)
+    assert (a / "model.safetensors").is_file() and (b / "model.safetensors").is_file()
+    assert not (b / "merged").exists()
+
+
+def test_merge_output_symlink_is_replaced_as_its_target(family, tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    link = tmp_path / "out"
+    link.symlink_to(target, target_is_directory=True)
+    merge(linear_of(family["a"], family["b"]), link, overwrite=True)
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert (target / "model.safetensors").is_file() and not (target / "old.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    "shard", ["../../etc/passwd", "../a/model.safetensors", "/etc/passwd", "..\\a\\x.safetensors"]
+)
+def test_merge_shard_path_outside_the_model_folder_is_refused(
+    family, copy_model, tmp_path, shard
+):
+    b = copy_model(family["b_sharded"], "b")
+    copy_model(family["a"], "a")
+    index_path = b / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    first = next(iter(index["weight_map"]))
+    index["weight_map"][first] = shard
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(MergeError, match="outside the model folder"):
+        merge(linear_of(family["a_sharded"], b), tmp_path / "out")
+    assert_nothing_written(tmp_path)

@@ -120,3 +120,27 @@ def test_merge_cli_dare_seed_from_the_command_line(app, family, tmp_path):
     with_seed = CliRunner().invoke(app, ["merge", str(path), str(tmp_path / "out"), "--seed", "3"])
     assert with_seed.exit_code == 0, with_seed.output
     assert "seed: 3" in (tmp_path / "out" / "accord_merge.yaml").read_text()
+
+
+def test_merge_cli_overwrite_of_the_folder_holding_the_inputs_exits_2(app, family, tmp_path):
+    import shutil
+
+    zoo = tmp_path / "zoo"
+    for name in ("a", "b"):
+        shutil.copytree(family[name], zoo / name)
+    config = write_config(
+        tmp_path,
+        {"merge_method": "linear", "models": [{"model": str(zoo / "a")}, {"model": str(zoo / "b")}]},
+    )
+    result = CliRunner().invoke(app, ["merge", str(config), str(zoo), "--overwrite"])
+    assert result.exit_code == 2, result.output
+    assert "contains the input model" in result.output
+    assert (zoo / "a" / "model.safetensors").is_file() and (zoo / "b" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("models", [5, "a", {"model": "x"}])
+def test_merge_cli_models_that_is_not_a_list_is_a_config_error(app, tmp_path, models):
+    config = write_config(tmp_path, {"merge_method": "linear", "models": models})
+    result = CliRunner().invoke(app, ["merge", str(config), str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "models" in result.output and "valid list" in result.output

@@ -14,20 +14,24 @@ __all__ = ["extract_answer", "check_agents", "check_output"]
 def extract_answer(message: Message | str) -> str:
     """The answer a message gives, normalised for voting ('' when it gives none).
 
-    A payload with an ``answer`` field wins; otherwise the text's final ``Answer:`` line (or the
-    whole text). A number is written canonically (``1,000.0`` gives ``1000``, as
-    :func:`accord.ensemble.extract_number` does); anything else is lower-cased with whitespace
-    collapsed and trailing punctuation dropped (:func:`accord.ensemble.extract_text`).
+    A payload with an ``answer`` field wins; otherwise the text's explicitly marked answer (the
+    last ``Answer:`` line, ``\\boxed{}``, ``####`` or "the answer is ..."), or the whole text when
+    it is a short bare answer (:func:`accord.ensemble.extract_answer`'s rules: a longer text
+    without a marker gives no answer, not its last number). A number is written canonically
+    (``1,000.0`` gives ``1000``); anything else is lower-cased with whitespace collapsed and
+    trailing punctuation dropped.
     """
-    from accord.ensemble._extract import extract_number, extract_text, final_answer
+    from accord.ensemble._extract import extract_answer as read
+    from accord.ensemble._extract import normalise_answer
 
     if isinstance(message, Message):
         found = getattr(message.payload, "answer", None)
-        text = found if isinstance(found, str) else message.text
+        if isinstance(found, str) and found.strip():
+            return normalise_answer(found.strip()) or ""
+        text = message.text
     else:
         text = message
-    answer = final_answer(text).strip().strip("*_`")
-    return extract_number(answer) or extract_text(answer) or ""
+    return read(text) or ""
 
 
 def check_agents(pattern: str, role: str, agents: Sequence[Node], minimum: int = 1) -> list[Node]:

@@ -9,13 +9,19 @@ decision.
 Graph: ``debaters ─▶ moderator ─(no consensus, ≤ rounds)▶ debaters``; ``moderator ─(consensus or
 last round)▶ vote | judge``.
 
+Answers are read by one extractor, for the consensus check and the vote alike: by default the
+explicitly marked answer (``Answer: ...``, "the answer is ...", ``\\boxed{}``; see
+:func:`~accord.graphs.patterns.extract_answer`); ``debate(..., extract="code")`` for code answers,
+or any name or function :func:`accord.ensemble.vote` takes. A reply with no readable answer is
+listed in the round's ``no_answer`` and never counts towards consensus or the vote.
+
 Caveat: a debater sees the other debaters' answers, never its own future ones; its own earlier
 answers are in its memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -46,7 +52,9 @@ class DebateRound(Payload):
     round: int
     positions: list[Position]
     consensus: str | None = None
-    """The answer all debaters gave, when they agree."""
+    """The answer all debaters gave, when they agree (never set when one gave no answer)."""
+    no_answer: list[str] = []
+    """Debaters whose reply held no answer the extractor could read."""
     last: bool = False
     """True when no further round will run."""
 
@@ -66,24 +74,58 @@ class Moderator:
     timeout: float | None = None
 
     def __init__(
-        self, name: str, debaters: Sequence[str], rounds: int, stop_on_consensus: bool
+        self,
+        name: str,
+        debaters: Sequence[str],
+        rounds: int,
+        stop_on_consensus: bool,
+        extract: str | Callable[[str], str | None] | None = None,
     ) -> None:
+        from accord.ensemble._extract import resolve_extractor
+
         self.name = name
         self.debaters = list(debaters)
         self.rounds = rounds
         self.stop_on_consensus = stop_on_consensus
+        self._reader = None if extract is None else resolve_extractor(extract)
+
+    def answer(self, message: Message) -> str:
+        """The normalised answer of one debater's message ('' when it has none)."""
+        if self._reader is None:
+            return extract_answer(message)
+        found = getattr(message.payload, "answer", None)
+        text = found if isinstance(found, str) and found.strip() else message.text
+        try:
+            return self._reader(text) or ""
+        except Exception as exc:
+            raise ConfigError(
+                f"debate(): the answer extractor raised on {message.sender!r}'s reply "
+                f"({type(exc).__name__}: {exc}). An extractor must return None for text it cannot "
+                "read."
+            ) from exc
 
     async def __call__(self, ctx: ActivationContext) -> NodeOutput:
         by_sender = {m.sender: m for m in ctx.inputs}
         positions = [
-            Position(speaker=n, text=by_sender[n].text, answer=extract_answer(by_sender[n]))
+            Position(speaker=n, text=by_sender[n].text, answer=self.answer(by_sender[n]))
             for n in self.debaters
             if n in by_sender
         ]
         answers = {p.answer for p in positions}
-        consensus = positions[0].answer if len(answers) == 1 and positions[0].answer else None
+        # Consensus: every debater gave the same, readable answer.
+        consensus = (
+            positions[0].answer
+            if positions and len(answers) == 1 and positions[0].answer
+            else None
+        )
         last = ctx.round >= self.rounds - 1 or (self.stop_on_consensus and consensus is not None)
-        payload = DebateRound(round=ctx.round, positions=positions, consensus=consensus, last=last)
+        payload = DebateRound(
+            round=ctx.round,
+            positions=positions,
+            consensus=consensus,
+            last=last,
+            no_answer=[p.speaker for p in positions if not p.answer],
+        )
         return NodeOutput(text=payload.as_text(), payload=payload)
 
 
@@ -103,9 +145,17 @@ class VoteStep:
 
         rounds = [m.payload for m in ctx.inputs if isinstance(m.payload, DebateRound)]
         positions = rounds[-1].positions if rounds else []
+        # The answers were extracted by the moderator; "" (no answer) abstains.
         counted = tally([p.answer for p in positions], extract="exact", default="")
         vote = Vote(answer=counted.answer, counts=dict(counted.counts))
-        return NodeOutput(text=vote.as_text(), payload=vote)
+        return NodeOutput(
+            text=vote.as_text(),
+            payload=vote,
+            metadata={
+                "no_answer": ",".join(p.speaker for p in positions if not p.answer),
+                "tied": ",".join(counted.tied),
+            },
+        )
 
 
 def _is_last(m: Message) -> bool:
@@ -122,6 +172,7 @@ def debate(
     aggregate: str | Agent = "vote",
     *,
     stop_on_consensus: bool = True,
+    extract: str | Callable[[str], str | None] | None = None,
     name: str = "debate",
 ) -> Graph:
     """A multi-agent debate graph.
@@ -133,7 +184,11 @@ def debate(
             2 rounds of debate after the first answers, i.e. ``rounds=3``).
         aggregate: ``"vote"`` (majority over extracted answers) or a judge agent (``accord.Judge``)
             that reads the final round.
-        stop_on_consensus: end early when every debater gives the same answer.
+        stop_on_consensus: end early when every debater gives the same (readable) answer.
+        extract: how each debater's answer is read, for the consensus check and the vote: None
+            (the marked answer, see :func:`~accord.graphs.patterns.extract_answer`), an
+            extractor name (``"code"`` for code answers, ``"number"``, ``"choice"``, ...) or a
+            function ``(text) -> str | None``.
 
     Returns:
         An ordinary :class:`~accord.Graph`; its output is a ``Vote`` or the judge's message.
@@ -153,7 +208,7 @@ def debate(
         raise ConfigError(f"debate(): debater names {sorted(reserved)} are reserved; rename them.")
     g = Graph(name)
     g.add(*agents)
-    g.add(Moderator("moderator", names, rounds, stop_on_consensus))
+    g.add(Moderator("moderator", names, rounds, stop_on_consensus, extract))
     if aggregate == "vote":
         final: Node = VoteStep("vote")
     elif isinstance(aggregate, Agent):
