@@ -339,7 +339,7 @@ async def _sse_stored(events: list[dict[str, Any]], after: int) -> AsyncIterator
 def build_app(graphs: dict[str, Any], backend: Any, store: Any, settings: Settings) -> Any:
     """The ASGI app serving ``graphs`` (already validated and named)."""
     runs_store = RunsStore(store)
-    runs = RunManager(backend, runs_store.target(), max_runs=settings.max_runs)
+    runs = RunManager(backend, runs_store.run_options(), max_runs=settings.max_runs)
     server = _Server(graphs, runs, runs_store, settings)
 
     @contextlib.asynccontextmanager

@@ -101,14 +101,16 @@ class RunManager:
 
     Args:
         backend: the default backend for agents that have none.
-        store: what to pass as ``graph.run(store=...)``.
+        record: keyword arguments for ``graph.run`` that record the run in the store.
         max_runs: runs allowed at once; one more is refused with :class:`Busy`.
         keep: finished runs whose events stay in memory.
     """
 
-    def __init__(self, backend: Any, store: Any, *, max_runs: int, keep: int = 256) -> None:
+    def __init__(
+        self, backend: Any, record: dict[str, Any], *, max_runs: int, keep: int = 256
+    ) -> None:
         self.backend = backend
-        self.store = store
+        self.record = record
         self.max_runs = max_runs
         self.keep = keep
         self.active: dict[str, LiveRun] = {}
@@ -147,7 +149,7 @@ class RunManager:
                     run_id=run.run_id,
                     on_event=run.add,
                     stream_tokens=tokens,
-                    store=self.store,
+                    **self.record,
                 )
         except asyncio.CancelledError as exc:
             run.error = exc

@@ -48,9 +48,12 @@ class RunsStore:
             Path(location).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.location = location
 
-    def target(self) -> Any:
-        """What to pass as ``graph.run(store=...)`` and ``graph.resume(store=...)``."""
-        return self.location
+    def run_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``graph.run`` that record the run in this store.
+
+        The server records every run it starts, whatever ``ACCORD_DURABILITY`` says.
+        """
+        return {"store": self.location, "durability": "async"}
 
     def _open(self) -> Any:
         from accord.store import open_store
