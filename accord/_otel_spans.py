@@ -26,6 +26,7 @@ import contextlib
 import json
 import sys
 import threading
+import traceback
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +65,16 @@ def _error(span: Span, exc: BaseException) -> None:
     from accord.store._codec import redact
 
     span.set_attribute("error.type", type(exc).__qualname__)
-    span.record_exception(exc, attributes={"exception.message": redact(str(exc))})
+    # As Span.record_exception, with the message and stack trace redacted.
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    span.add_event(
+        "exception",
+        {
+            "exception.type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+            "exception.message": redact(str(exc)),
+            "exception.stacktrace": redact(stack),
+        },
+    )
     span.set_status(Status(StatusCode.ERROR, redact(f"{type(exc).__name__}: {exc}")[:500]))
 
 

@@ -21,13 +21,17 @@ def _client(url: str, key: str = "unused") -> openai.OpenAI:
 
 def test_serve_models_lists_every_served_graph(tmp_path: Path) -> None:
     rec = Recorder()
-    api = accord.serve.app([chain("trio"), chain("duo", ("a", "c"))], backend=rec.backend, store=tmp_path / "r.db")
+    api = accord.serve.app(
+        [chain("trio"), chain("duo", ("a", "c"))], backend=rec.backend, store=tmp_path / "r.db"
+    )
     with serving(api) as url:
         names = [m.id for m in _client(url).models.list()]
     assert names == ["trio", "duo"]
 
 
-def test_serve_chat_completion_answers_with_the_graph_output_and_its_whole_usage(tmp_path: Path) -> None:
+def test_serve_chat_completion_answers_with_the_graph_output_and_its_whole_usage(
+    tmp_path: Path,
+) -> None:
     rec = Recorder(answer="forty-two")
     db = tmp_path / "r.db"
     api = accord.serve.app([chain()], backend=rec.backend, store=db)
@@ -49,7 +53,9 @@ def test_serve_chat_completion_answers_with_the_graph_output_and_its_whole_usage
     assert len(rec.finished) == 3  # one call per agent: the usage is the whole run's
 
 
-def test_serve_chat_completion_puts_the_conversation_before_the_last_user_message(tmp_path: Path) -> None:
+def test_serve_chat_completion_puts_the_conversation_before_the_last_user_message(
+    tmp_path: Path,
+) -> None:
     rec = Recorder()
     api = accord.serve.app([chain()], backend=rec.backend, store=tmp_path / "r.db")
     with serving(api) as url:
@@ -63,7 +69,11 @@ def test_serve_chat_completion_puts_the_conversation_before_the_last_user_messag
             ],
         )
     prompt = "\n".join(m.content for m in rec.backend.requests[0].messages)
-    assert prompt.index("first question") < prompt.index("first answer") < prompt.index("second question")
+    assert (
+        prompt.index("first question")
+        < prompt.index("first answer")
+        < prompt.index("second question")
+    )
     assert "be brief" in prompt
 
 
@@ -99,7 +109,9 @@ def test_serve_chat_stream_sends_the_exit_node_tokens_then_a_usage_chunk(tmp_pat
     assert last.usage.total_tokens == open_store(db).get_run(run_id).usage.total_tokens
 
 
-async def test_serve_chat_stream_with_the_async_client_sends_the_answer_of_a_looping_exit(tmp_path: Path) -> None:
+async def test_serve_chat_stream_with_the_async_client_sends_the_answer_of_a_looping_exit(
+    tmp_path: Path,
+) -> None:
     drafts = iter(["draft 1", "draft 2"])
     verdicts = iter(['{"approved": false, "issues": ["short"]}', '{"approved": true}'])
 
@@ -109,13 +121,19 @@ async def test_serve_chat_stream_with_the_async_client_sends_the_answer_of_a_loo
     from accord.testing import FunctionBackend
 
     graph = accord.critique_revise(accord.Solver("solver"), accord.Critic("critic"), max_rounds=3)
-    api = accord.serve.app({"review": graph}, backend=FunctionBackend(model), store=tmp_path / "r.db")
+    api = accord.serve.app(
+        {"review": graph}, backend=FunctionBackend(model), store=tmp_path / "r.db"
+    )
     with serving(api) as url:
         client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
         stream = await client.chat.completions.create(
             model="review", messages=[{"role": "user", "content": "write"}], stream=True
         )
-        texts = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+        texts = [
+            c.choices[0].delta.content
+            async for c in stream
+            if c.choices and c.choices[0].delta.content
+        ]
         await client.close()
     assert "".join(texts).endswith("draft 2") and "draft 1" not in "".join(texts)
 
@@ -126,25 +144,43 @@ def test_serve_chat_response_format_returns_the_typed_exit_payload(tmp_path: Pat
     graph = accord.Graph("typed")
     graph.add(accord.Agent("a"), accord.Agent("c", output=accord.Answer))
     graph.connect("a", "c")
-    backend = FunctionBackend(lambda r: '{"answer": "42", "reasoning": "6 x 7"}' if r.agent == "c" else "hm")
+    backend = FunctionBackend(
+        lambda r: '{"answer": "42", "reasoning": "6 x 7"}' if r.agent == "c" else "hm"
+    )
     api = accord.serve.app([graph, chain()], backend=backend, store=tmp_path / "r.db")
-    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}},
+        "required": ["answer"],
+    }
     fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
     with serving(api) as url:
         client = _client(url)
         reply = client.chat.completions.create(
-            model="typed", messages=[{"role": "user", "content": "6 x 7?"}], response_format=fmt  # type: ignore[arg-type]
+            model="typed",
+            messages=[{"role": "user", "content": "6 x 7?"}],
+            response_format=fmt,  # type: ignore[arg-type]
         )
         with pytest.raises(openai.BadRequestError) as text_graph:
             client.chat.completions.create(
-                model="trio", messages=[{"role": "user", "content": "x"}], response_format=fmt  # type: ignore[arg-type]
+                model="trio",
+                messages=[{"role": "user", "content": "x"}],
+                response_format=fmt,  # type: ignore[arg-type]
             )
-        wrong = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"properties": {"score": {}}}}}
+        wrong = {
+            "type": "json_schema",
+            "json_schema": {"name": "x", "schema": {"properties": {"score": {}}}},
+        }
         with pytest.raises(openai.BadRequestError) as missing:
             client.chat.completions.create(
-                model="typed", messages=[{"role": "user", "content": "x"}], response_format=wrong  # type: ignore[arg-type]
+                model="typed",
+                messages=[{"role": "user", "content": "x"}],
+                response_format=wrong,  # type: ignore[arg-type]
             )
-    assert json.loads(reply.choices[0].message.content or "") == {"answer": "42", "reasoning": "6 x 7"}
+    assert json.loads(reply.choices[0].message.content or "") == {
+        "answer": "42",
+        "reasoning": "6 x 7",
+    }
     assert "answers in text" in str(text_graph.value)
     assert "score" in str(missing.value) and "Answer" in str(missing.value)
 
@@ -152,14 +188,18 @@ def test_serve_chat_response_format_returns_the_typed_exit_payload(tmp_path: Pat
 def test_serve_chat_unknown_model_is_404_naming_the_served_graphs(tmp_path: Path) -> None:
     api = accord.serve.app([chain()], backend=Recorder().backend, store=tmp_path / "r.db")
     with serving(api) as url, pytest.raises(openai.NotFoundError) as info:
-        _client(url).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+        _client(url).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+        )
     assert "gpt-4o" in str(info.value) and "trio" in str(info.value)
 
 
 def test_serve_chat_without_a_user_message_is_400(tmp_path: Path) -> None:
     api = accord.serve.app([chain()], backend=Recorder().backend, store=tmp_path / "r.db")
     with serving(api) as url, pytest.raises(openai.BadRequestError) as info:
-        _client(url).chat.completions.create(model="trio", messages=[{"role": "system", "content": "x"}])
+        _client(url).chat.completions.create(
+            model="trio", messages=[{"role": "system", "content": "x"}]
+        )
     assert "user message" in str(info.value)
 
 
@@ -168,8 +208,12 @@ def test_serve_chat_run_failure_is_502_with_accords_message(tmp_path: Path) -> N
     from accord.testing import ScriptedBackend
 
     boom = ProviderUnavailableError("upstream is down", status_code=503, provider="fake")
-    api = accord.serve.app([chain()], backend=ScriptedBackend({"*": [boom]}), store=tmp_path / "r.db")
+    api = accord.serve.app(
+        [chain()], backend=ScriptedBackend({"*": [boom]}), store=tmp_path / "r.db"
+    )
     with serving(api) as url, pytest.raises(openai.APIStatusError) as info:
-        _client(url).chat.completions.create(model="trio", messages=[{"role": "user", "content": "x"}])
+        _client(url).chat.completions.create(
+            model="trio", messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.status_code == 502
     assert "ProviderUnavailableError" in str(info.value) and "upstream is down" in str(info.value)

@@ -23,7 +23,7 @@ from accord.store import open_store
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser")) if p), None)
 
-GRAPH_FILE = '''
+GRAPH_FILE = """
 import asyncio
 import accord
 from accord.testing import FunctionBackend
@@ -36,7 +36,7 @@ backend = FunctionBackend(model)
 graph = accord.Graph("slow")
 graph.add(accord.Agent("a", backend=backend), accord.Agent("b", backend=backend))
 graph.connect("a", "b")
-'''
+"""
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -50,7 +50,16 @@ def _serve(tmp_path: Path, delay: float, *args: str) -> tuple[subprocess.Popen[s
     source.write_text(GRAPH_FILE.replace("DELAY", str(delay)))
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "accord.cli", "serve", f"{source}:graph", "--port", str(port), *args],
+        [
+            sys.executable,
+            "-m",
+            "accord.cli",
+            "serve",
+            f"{source}:graph",
+            "--port",
+            str(port),
+            *args,
+        ],
         env=_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -73,7 +82,17 @@ def _serve(tmp_path: Path, delay: float, *args: str) -> tuple[subprocess.Popen[s
 
 def test_serve_command_refuses_a_public_host_without_an_api_key(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "accord.cli", "serve", "debate", "--host", "0.0.0.0", "--model", "openai:x"],
+        [
+            sys.executable,
+            "-m",
+            "accord.cli",
+            "serve",
+            "debate",
+            "--host",
+            "0.0.0.0",
+            "--model",
+            "openai:x",
+        ],
         env=_env(tmp_path),
         capture_output=True,
         text=True,
@@ -85,10 +104,16 @@ def test_serve_command_refuses_a_public_host_without_an_api_key(tmp_path: Path) 
 
 def test_serve_loopback_hosts_are_recognised() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
-    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.7") and not is_loopback("example.com")
+    assert (
+        not is_loopback("0.0.0.0")
+        and not is_loopback("10.0.0.7")
+        and not is_loopback("example.com")
+    )
 
 
-def test_serve_command_serves_a_graph_file_and_finishes_running_work_on_sigterm(tmp_path: Path) -> None:
+def test_serve_command_serves_a_graph_file_and_finishes_running_work_on_sigterm(
+    tmp_path: Path,
+) -> None:
     proc, url, _ = _serve(tmp_path, 0.6, "--grace", "10")
     try:
         models = httpx.get(url + "/v1/models").json()
@@ -134,7 +159,10 @@ def test_serve_trace_page_of_a_served_run_renders_in_chromium(tmp_path: Path) ->
     assert CHROMIUM is not None
     rec = Recorder()
     with serving(accord.serve.app([chain()], backend=rec.backend, store=tmp_path / "r.db")) as url:
-        reply = httpx.post(url + "/chat/completions", json={"model": "trio", "messages": [{"role": "user", "content": "x"}]})
+        reply = httpx.post(
+            url + "/chat/completions",
+            json={"model": "trio", "messages": [{"role": "user", "content": "x"}]},
+        )
         run_id = reply.headers["x-accord-run-id"]
         flags = [
             CHROMIUM,
@@ -156,5 +184,7 @@ def test_serve_trace_page_of_a_served_run_renders_in_chromium(tmp_path: Path) ->
         ).stdout
     assert 'data-rendered="true"' in dom, dom[-2000:]
     assert re.findall(r'class="lane" data-agent="([^"]+)"', dom) == ["a", "b", "c"]
-    assert re.findall(r'class="message" data-id="([^"]+)"', dom) == [f"{run_id}/{n}/0" for n in "abc"]
+    assert re.findall(r'class="message" data-id="([^"]+)"', dom) == [
+        f"{run_id}/{n}/0" for n in "abc"
+    ]
     assert dom.count('class="node ran"') == 3

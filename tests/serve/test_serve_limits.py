@@ -19,7 +19,9 @@ from accord.store import open_store
 def _ask(url: str, key: str = "unused", **options: object) -> object:
     client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
     return client.chat.completions.create(
-        model="trio", messages=[{"role": "user", "content": "x"}], **options  # type: ignore[call-overload]
+        model="trio",
+        messages=[{"role": "user", "content": "x"}],
+        **options,  # type: ignore[call-overload]
     )
 
 
@@ -31,8 +33,12 @@ def _wait(predicate: object, limit: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_serve_auth_refuses_a_missing_or_wrong_key_and_accepts_the_right_one(tmp_path: Path) -> None:
-    api = accord.serve.app([chain()], backend=Recorder().backend, store=tmp_path / "r.db", api_key="s3cret-key")
+def test_serve_auth_refuses_a_missing_or_wrong_key_and_accepts_the_right_one(
+    tmp_path: Path,
+) -> None:
+    api = accord.serve.app(
+        [chain()], backend=Recorder().backend, store=tmp_path / "r.db", api_key="s3cret-key"
+    )
     with serving(api) as url:
         with pytest.raises(openai.AuthenticationError) as wrong:
             _ask(url, "not-the-key")
@@ -51,7 +57,10 @@ def test_serve_past_the_run_limit_answers_429_with_retry_after(tmp_path: Path) -
         first = threading.Thread(target=_ask, args=(url,))
         first.start()
         _wait(lambda: rec.started)
-        second = httpx.post(url + "/chat/completions", json={"model": "trio", "messages": [{"role": "user", "content": "y"}]})
+        second = httpx.post(
+            url + "/chat/completions",
+            json={"model": "trio", "messages": [{"role": "user", "content": "y"}]},
+        )
         with pytest.raises(openai.RateLimitError):
             _ask(url)
         first.join()
@@ -64,7 +73,9 @@ def test_serve_past_the_run_limit_answers_429_with_retry_after(tmp_path: Path) -
 
 def test_serve_a_body_over_the_limit_is_413_before_any_run(tmp_path: Path) -> None:
     rec = Recorder()
-    api = accord.serve.app([chain()], backend=rec.backend, store=tmp_path / "r.db", max_body_bytes=2000)
+    api = accord.serve.app(
+        [chain()], backend=rec.backend, store=tmp_path / "r.db", max_body_bytes=2000
+    )
     with serving(api) as url:
         big = {"model": "trio", "messages": [{"role": "user", "content": "x" * 5000}]}
         declared = httpx.post(url + "/chat/completions", json=big)
@@ -81,13 +92,18 @@ def test_serve_a_body_over_the_limit_is_413_before_any_run(tmp_path: Path) -> No
     assert rec.started == []
 
 
-def test_serve_a_run_past_the_timeout_is_504_and_its_model_call_is_cancelled(tmp_path: Path) -> None:
+def test_serve_a_run_past_the_timeout_is_504_and_its_model_call_is_cancelled(
+    tmp_path: Path,
+) -> None:
     rec = Recorder(delay=5.0)
     db = tmp_path / "r.db"
     api = accord.serve.app([chain()], backend=rec.backend, store=db, timeout=0.3)
     with serving(api) as url:
         started = time.monotonic()
-        reply = httpx.post(url + "/chat/completions", json={"model": "trio", "messages": [{"role": "user", "content": "y"}]})
+        reply = httpx.post(
+            url + "/chat/completions",
+            json={"model": "trio", "messages": [{"role": "user", "content": "y"}]},
+        )
         took = time.monotonic() - started
     assert reply.status_code == 504 and took < 3
     assert "timeout" in reply.json()["error"]["message"]
@@ -95,7 +111,9 @@ def test_serve_a_run_past_the_timeout_is_504_and_its_model_call_is_cancelled(tmp
     assert open_store(db).get_run(reply.headers["x-accord-run-id"]).status == "cancelled"
 
 
-def test_serve_a_streaming_client_that_goes_away_cancels_its_run_and_model_calls(tmp_path: Path) -> None:
+def test_serve_a_streaming_client_that_goes_away_cancels_its_run_and_model_calls(
+    tmp_path: Path,
+) -> None:
     rec = Recorder(delay=0.4)
     db = tmp_path / "r.db"
     api = accord.serve.app([chain()], backend=rec.backend, store=db)
@@ -124,7 +142,10 @@ def test_serve_a_non_streaming_client_that_goes_away_cancels_its_run(tmp_path: P
 
         async def go_away() -> None:
             async with httpx.AsyncClient() as client:
-                request = client.post(url + "/chat/completions", json={"model": "trio", "messages": [{"role": "user", "content": "x"}]})
+                request = client.post(
+                    url + "/chat/completions",
+                    json={"model": "trio", "messages": [{"role": "user", "content": "x"}]},
+                )
                 with pytest.raises(TimeoutError):
                     async with asyncio.timeout(0.2):
                         await request

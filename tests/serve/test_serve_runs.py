@@ -55,7 +55,9 @@ def test_serve_run_events_stream_every_event_and_resume_after_last_event_id(tmp_
         with httpx.stream("GET", f"{url}/runs/{run_id}/events") as live:  # follows until the end
             full = _events(live.read().decode())
         cut = full[5][0]
-        resumed = _events(httpx.get(f"{url}/runs/{run_id}/events", headers={"Last-Event-ID": str(cut)}).text)
+        resumed = _events(
+            httpx.get(f"{url}/runs/{run_id}/events", headers={"Last-Event-ID": str(cut)}).text
+        )
     kinds = [kind for _, kind, _ in full]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
     assert kinds.count("activation_started") == 3 and "token" in kinds and "message" in kinds
@@ -84,12 +86,17 @@ def test_serve_finished_runs_outlive_the_server(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     rec = Recorder(answer="kept")
     with serving(accord.serve.app([chain()], backend=rec.backend, store=db)) as url:
-        reply = httpx.post(f"{url}/chat/completions", json={"model": "trio", "messages": [{"role": "user", "content": "x"}]})
+        reply = httpx.post(
+            f"{url}/chat/completions",
+            json={"model": "trio", "messages": [{"role": "user", "content": "x"}]},
+        )
         run_id = reply.headers["x-accord-run-id"]
     with serving(accord.serve.app([chain()], backend=rec.backend, store=db)) as url:  # a restart
         body = httpx.get(f"{url}/runs/{run_id}").json()
         events = _events(httpx.get(f"{url}/runs/{run_id}/events").text)
-        after = _events(httpx.get(f"{url}/runs/{run_id}/events", headers={"Last-Event-ID": "2"}).text)
+        after = _events(
+            httpx.get(f"{url}/runs/{run_id}/events", headers={"Last-Event-ID": "2"}).text
+        )
         cancel = httpx.post(f"{url}/runs/{run_id}/cancel")
     assert body["status"] == "completed" and body["output"] == "kept"
     assert [k for _, k, _ in events][0] == "run_started" and events[-1][1] == "run_finished"
@@ -111,10 +118,14 @@ def test_serve_run_trace_is_the_runs_html_page(tmp_path: Path) -> None:
 
 
 def test_serve_runs_rejects_a_bad_body_with_a_clear_message(tmp_path: Path) -> None:
-    with serving(accord.serve.app([chain()], backend=Recorder().backend, store=tmp_path / "r.db")) as url:
+    with serving(
+        accord.serve.app([chain()], backend=Recorder().backend, store=tmp_path / "r.db")
+    ) as url:
         no_task = httpx.post(f"{url}/runs", json={"model": "trio"})
         not_json = httpx.post(f"{url}/runs", content=b"{nope")
-        from_messages = httpx.post(f"{url}/runs", json={"model": "trio", "messages": [{"role": "user", "content": "hi"}]})
+        from_messages = httpx.post(
+            f"{url}/runs", json={"model": "trio", "messages": [{"role": "user", "content": "hi"}]}
+        )
     assert no_task.status_code == 400 and "task" in no_task.json()["error"]["message"]
     assert not_json.status_code == 400 and "not JSON" in not_json.json()["error"]["message"]
     assert from_messages.status_code == 202
