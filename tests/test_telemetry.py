@@ -138,8 +138,8 @@ async def test_telemetry_marks_a_cancelled_run_and_its_call(spans: InMemorySpanE
 
     rec = Recorder(delay=5)
     task = asyncio.create_task(chain().run("task", rec.backend))
-    while not rec.started:
-        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    assert rec.started
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
