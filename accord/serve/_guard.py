@@ -44,6 +44,14 @@ class Guard:
         self._key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
         self.state: Any = None
+        """The server behind the app (its runs and store), set by ``accord.serve.app``."""
+
+    async def aclose(self) -> None:
+        """Drain the app's runs as its own shutdown does (for an outer app that mounts it: a
+        mounted app's lifespan does not run). Waits the ``grace`` period, then cancels."""
+        server = self.state
+        if server is not None:
+            await server.runs.shutdown(server.settings.grace)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
