@@ -67,6 +67,8 @@ class _Server:
         self.store = store
         self.settings = s
         self.created = int(time.time())
+        self.live_tokens = {name: oa.streams_exit_tokens(g) for name, g in graphs.items()}
+        """Per graph: whether its exit node's tokens are the answer as they stream."""
 
     # ------------------------------------------------------------------ helpers
 
@@ -126,7 +128,7 @@ class _Server:
             task = oa.task_of(chat)
         except oa.RequestProblem as exc:
             return error(exc.status, str(exc), exc.code)
-        live_tokens = chat.stream and not as_json and oa.streams_exit_tokens(graph)
+        live_tokens = chat.stream and not as_json and self.live_tokens[chat.model]
         try:
             run = self._start(
                 request, graph, task, tokens=live_tokens, timeout=self.settings.timeout
