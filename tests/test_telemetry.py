@@ -194,3 +194,20 @@ async def test_telemetry_uninstrument_stops_making_spans(spans: InMemorySpanExpo
     accord.uninstrument()
     await chain().run("task", FunctionBackend(lambda r: "x"))
     assert spans.get_finished_spans() == ()
+
+
+def test_telemetry_a_served_run_that_fails_with_a_usage_error_still_ends_its_spans(
+    spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    api = accord.serve.app([chain()], backend=None, store=tmp_path / "r.db")  # no model for "a"
+    with serving(api) as url:
+        reply = httpx.post(
+            url + "/chat/completions",
+            json={"model": "trio", "messages": [{"role": "user", "content": "x"}]},
+        )
+    assert reply.status_code == 500 and "ConfigError" in reply.json()["error"]["message"]
+    named = _by_name(spans.get_finished_spans())
+    run = named["accord.run trio"][0]
+    assert run.status.status_code == StatusCode.ERROR
+    assert run.attributes["error.type"] == "ConfigError"
+    assert named["invoke_agent a"][0].status.status_code == StatusCode.ERROR

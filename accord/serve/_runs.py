@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from accord import _otel
 from accord._log import get_logger
 from accord.runtime.result import RunResult
 
@@ -157,6 +158,9 @@ class RunManager:
         except BaseException as exc:  # kept for the client; the server goes on
             run.error = exc
             log.info("serve_run_failed", run_id=run.run_id, error=type(exc).__name__)
+            tracer = _otel.TRACER
+            if tracer is not None:  # a UsageError ends a run without run_finished
+                tracer.abandon(run.run_id, exc)
         finally:
             self.active.pop(run.run_id, None)
             self.finished[run.run_id] = run
