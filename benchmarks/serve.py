@@ -69,7 +69,7 @@ async def app(scope, receive, send):
         return
     await inner(scope, receive, send)
 
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", backlog=4096)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", backlog=4096, timeout_keep_alive=60)
 """
 
 
