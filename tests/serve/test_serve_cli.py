@@ -45,7 +45,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _serve(tmp_path: Path, delay: float, *args: str) -> tuple[subprocess.Popen[str], str, Path]:
+def _serve(
+    tmp_path: Path, delay: float, *args: str, key: str | None = None
+) -> tuple[subprocess.Popen[str], str, Path]:
     source = tmp_path / "graphs.py"
     source.write_text(GRAPH_FILE.replace("DELAY", str(delay)))
     port = free_port()
@@ -60,7 +62,7 @@ def _serve(tmp_path: Path, delay: float, *args: str) -> tuple[subprocess.Popen[s
             str(port),
             *args,
         ],
-        env=_env(tmp_path),
+        env={**_env(tmp_path), **({"ACCORD_SERVE_API_KEY": key} if key else {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -114,15 +116,19 @@ def test_serve_loopback_hosts_are_recognised() -> None:
 def test_serve_command_serves_a_graph_file_and_finishes_running_work_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    proc, url, _ = _serve(tmp_path, 0.6, "--grace", "10")
+    proc, url, _ = _serve(tmp_path, 0.6, "--grace", "10", key="k-123")
+    auth = {"Authorization": "Bearer k-123"}
     try:
-        models = httpx.get(url + "/v1/models").json()
-        run_id = httpx.post(url + "/v1/runs", json={"model": "slow", "task": "t"}).json()["id"]
+        anonymous = httpx.get(url + "/v1/models")
+        models = httpx.get(url + "/v1/models", headers=auth).json()
+        started = httpx.post(url + "/v1/runs", json={"model": "slow", "task": "t"}, headers=auth)
+        run_id = started.json()["id"]
         time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
+    assert anonymous.status_code == 401  # ACCORD_SERVE_API_KEY is the key
     assert [m["id"] for m in models["data"]] == ["slow"]
     assert proc.returncode in (0, -signal.SIGTERM), out  # uvicorn re-raises SIGTERM once done
     record = open_store(tmp_path / "runs.db").get_run(run_id)
