@@ -154,3 +154,22 @@ def test_serve_a_non_streaming_client_that_goes_away_cancels_its_run(tmp_path: P
         _wait(lambda: rec.cancelled)
         time.sleep(0.6)
     assert len(rec.cancelled) == 1 and rec.finished == [] and len(rec.started) == 1
+
+
+async def test_serve_health_needs_no_key_when_the_app_is_mounted_under_a_prefix(
+    tmp_path: Path,
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    served = accord.serve.app(
+        [chain()], backend=Recorder().backend, store=tmp_path / "r.db", api_key="k"
+    )
+    outer = Starlette(routes=[Mount("/accord", served)])
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        health = await client.get("/accord/healthz")
+        models = await client.get("/accord/v1/models")
+        allowed = await client.get("/accord/v1/models", headers={"Authorization": "Bearer k"})
+    assert health.status_code == 200
+    assert models.status_code == 401 and allowed.status_code == 200
