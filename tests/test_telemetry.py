@@ -211,3 +211,19 @@ def test_telemetry_a_served_run_that_fails_with_a_usage_error_still_ends_its_spa
     assert run.status.status_code == StatusCode.ERROR
     assert run.attributes["error.type"] == "ConfigError"
     assert named["invoke_agent a"][0].status.status_code == StatusCode.ERROR
+
+
+async def test_telemetry_a_subgraph_run_nests_under_its_activation(
+    spans: InMemorySpanExporter,
+) -> None:
+    from accord.graphs import Subgraph
+
+    outer = accord.Graph("outer")
+    outer.add(accord.Agent("first"), Subgraph(chain("inner"), name="sub"))
+    outer.connect("first", "sub")
+    await outer.run("task", Recorder().backend)
+    named = _by_name(spans.get_finished_spans())
+    inner_run = named["accord.run inner"][0]
+    sub = named["invoke_agent sub"][0]
+    assert inner_run.parent is not None and inner_run.parent.span_id == sub.context.span_id
+    assert inner_run.context.trace_id == named["accord.run outer"][0].context.trace_id
