@@ -53,12 +53,14 @@ def _split(name: str) -> tuple[str, str]:
     return _PROVIDERS.get(prefix, prefix), model
 
 
-def _usage_attrs(span: Span, usage: Any) -> None:
-    span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
-    span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+def _usage_attrs(usage: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` with the usage attributes added (set on a span in one call)."""
+    attrs["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+    attrs["gen_ai.usage.output_tokens"] = usage.completion_tokens
+    attrs["accord.usage.requests"] = usage.requests
     if usage.cost:
-        span.set_attribute("accord.usage.cost", usage.cost)
-    span.set_attribute("accord.usage.requests", usage.requests)
+        attrs["accord.usage.cost"] = usage.cost
+    return attrs
 
 
 def _error(span: Span, exc: BaseException) -> None:
@@ -170,8 +172,7 @@ class Tracer:
             self._acts.pop(event.activation_id, None)
             if found is not None:
                 span = found[1]
-                _usage_attrs(span, event.usage)
-                span.set_attribute("accord.cached", event.cached)
+                span.set_attributes(_usage_attrs(event.usage, {"accord.cached": event.cached}))
                 span.end(end_time=_ns(event.at))
         elif kind == "retry":
             for node, span in state.activations.values():
@@ -215,11 +216,10 @@ class Tracer:
             span.end(end_time=end)
         state.activations.clear()
         span = state.span
-        span.set_attribute("accord.status", status)
+        attrs: dict[str, Any] = {"accord.status": status}
         if reason and status != "failed":
-            span.set_attribute("accord.stop_reason", reason)
-        if usage is not None:
-            _usage_attrs(span, usage)
+            attrs["accord.stop_reason"] = reason
+        span.set_attributes(_usage_attrs(usage, attrs) if usage is not None else attrs)
         if exc is not None:
             _error(span, exc)
         elif status == "failed":
@@ -296,12 +296,13 @@ class Tracer:
             span.end()
 
     def call_done(self, span: Span, completion: Any) -> None:
+        attrs = _usage_attrs(completion.usage, {})
         if completion.model:
-            span.set_attribute("gen_ai.response.model", completion.model)
+            attrs["gen_ai.response.model"] = completion.model
         reasons = [c.finish_reason for c in completion.choices if c.finish_reason]
         if reasons:
-            span.set_attribute("gen_ai.response.finish_reasons", reasons)
-        _usage_attrs(span, completion.usage)
+            attrs["gen_ai.response.finish_reasons"] = reasons
+        span.set_attributes(attrs)
         if self.capture_content:
             span.set_attribute(
                 "gen_ai.output.messages",
