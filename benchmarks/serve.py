@@ -171,6 +171,7 @@ def load(url: str, clients: int, requests: int, drop: int, procs: int) -> dict[s
         "dropped": dropped,
         "dropped_status": statuses,
         "stats": stats,
+        "client_cpu": sum(out["cpu"] for out in outs),
     }
 
 
@@ -262,6 +263,7 @@ def serve_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "dropped": len(out["dropped"]),
         "dropped_cancelled": sum(1 for s in out["dropped_status"] if s == "cancelled"),
         "server_cpu_ms_per_request": 1000 * cpu / (len(out["results"]) + len(out["dropped"])),
+        "client_cpu_ms_per_request": 1000 * out["client_cpu"] / len(out["results"]),
         "lost_runs": len(set(sent) - set(ids)),
         "duplicated_runs": (len(ids) - len(set(ids)))
         + (len(sent) - len(set(sent)))
@@ -345,7 +347,7 @@ def main() -> None:
     if args.client:  # one client process of the load phase
         url, n, requests, start_at = args.client
         results = asyncio.run(clients_run(url, int(n), int(requests), float(start_at)))
-        print(json.dumps({"results": results, "end": time.time()}))
+        print(json.dumps({"results": results, "end": time.time(), "cpu": time.process_time()}))
         return
     if args.quick:
         args.clients, args.requests, args.drop, args.repeats = 50, 2, 20, 2
