@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from accord._otel import instrument, uninstrument
 from accord.agents import (
     Agent,
     Aggregator,
@@ -154,6 +155,9 @@ __all__ = [
     "Backend",
     "backend",
     "default_model",
+    # observability
+    "instrument",
+    "uninstrument",
     # errors
     "AccordError",
     "UsageError",

@@ -438,10 +438,12 @@ def _write_png(dot_source: str, out: Path) -> None:
 
 def _add_subcommands() -> None:
     from accord.merge.cli import register as register_merge
+    from accord.serve.cli import register as register_serve
     from accord.store.cli import register as register_runs
 
     register_merge(app)
     register_runs(app)
+    register_serve(app)
 
 
 _add_subcommands()

@@ -1,17 +1,24 @@
-"""A small web app that runs a critique graph per request.
+"""Embed accord in a FastAPI application: an endpoint of your own, and an OpenAI-compatible mount.
 
-    pip install fastapi uvicorn
+    pip install 'accord[serve]'
     ACCORD_MODEL=openai:gpt-4o-mini uvicorn examples.embed_fastapi:app --port 8000
     curl -s localhost:8000/ask -H 'content-type: application/json' -d '{"task": "Name a prime above 100."}'
+    # any OpenAI client: OpenAI(base_url="http://localhost:8000/accord/v1", api_key="-"),
+    # model="critique"
 
-The graph is built once; each request runs it concurrently with the others. Model errors become
-HTTP 502 with accord's message; an invalid request is 422 (FastAPI's validation).
+``ACCORD_MODEL`` picks the model (``accord.default_model()`` reads it). The graph and the backend
+are built once and shared by every request; at most ``max_runs`` runs go at once (past that,
+429 with ``Retry-After``). Model errors become 502 with accord's message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
@@ -21,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from critique import build  # noqa: E402
 
 import accord  # noqa: E402
+import accord.serve  # noqa: E402
 
 
 class Ask(BaseModel):
@@ -34,20 +42,33 @@ class Reply(BaseModel):
     run_id: str
 
 
-def create_app(model: accord.Backend | None = None) -> FastAPI:
-    api = FastAPI(title="accord example")
+def create_app(
+    model: accord.Backend | None = None, *, store: Any = None, max_runs: int = 8
+) -> FastAPI:
+    """The application: ``POST /ask`` runs the graph in-process; ``/accord/v1`` serves it."""
+    backend = model or accord.backend(accord.default_model())  # one backend for every request
     graph = build()
-    chosen = model
+    slots = asyncio.Semaphore(max_runs)
+    served = accord.serve.app({"critique": graph}, backend=backend, store=store, max_runs=max_runs)
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        yield
+        await served.aclose()  # a mounted app's own shutdown does not run: drain its runs here
+
+    api = FastAPI(title="accord example", lifespan=lifespan)
 
     @api.post("/ask")
     async def ask(body: Ask) -> Reply:
-        nonlocal chosen
-        if chosen is None:
-            chosen = accord.backend(accord.default_model())
-        try:
-            result = await graph.run(body.task, chosen)
-        except accord.RunError as exc:
-            raise HTTPException(status_code=502, detail=f"{type(exc).__name__}: {exc}") from None
+        if slots.locked():
+            raise HTTPException(status_code=429, detail="busy", headers={"Retry-After": "1"})
+        async with slots:
+            try:
+                result = await graph.run(body.task, backend)
+            except accord.RunError as exc:
+                raise HTTPException(
+                    status_code=502, detail=f"{type(exc).__name__}: {exc}"
+                ) from None
         drafts = sum(1 for m in result.transcript if m.sender == "writer")
         return Reply(
             answer=result.text,
@@ -56,7 +77,12 @@ def create_app(model: accord.Backend | None = None) -> FastAPI:
             run_id=result.run_id,
         )
 
+    api.mount("/accord", served)
     return api
 
 
-app = create_app()
+def __getattr__(name: str) -> Any:
+    # `uvicorn examples.embed_fastapi:app` builds the app (and resolves ACCORD_MODEL) on demand.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

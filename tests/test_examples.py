@@ -81,24 +81,6 @@ async def test_example_custom_graph_loops_until_the_score_passes() -> None:
     assert [s.value for s in scores] == [0.0, 1.0]  # type: ignore[union-attr]
 
 
-async def test_example_embed_fastapi_serves_a_graph_per_request() -> None:
-    httpx = pytest.importorskip("httpx")
-    backend = FunctionBackend(
-        lambda r: '{"approved": true}' if r.agent == "editor" else f"poem for {r.run_id[:4]}"
-    )
-    app = example("embed_fastapi").create_app(backend)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        ok = await client.post("/ask", json={"task": "a poem"})
-        bad = await client.post("/ask", json={"nope": 1})
-    assert (
-        ok.status_code == 200
-        and ok.json()["drafts"] == 1
-        and ok.json()["answer"].startswith("poem for")
-    )
-    assert bad.status_code == 422
-
-
 @pytest.mark.slow
 def test_example_debate_command_line_on_a_tiny_local_model(tmp_path: Path) -> None:
     pytest.importorskip("torch")

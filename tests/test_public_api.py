@@ -67,6 +67,9 @@ EXPECTED_ALL = [
     "Backend",
     "backend",
     "default_model",
+    # observability
+    "instrument",
+    "uninstrument",
     # errors
     "AccordError",
     "UsageError",

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from accord import _crash
+from accord import _crash, _otel
 from accord.backends.base import Backend, Choice, Completion, Request
 from accord.errors import ConfigError
 from accord.messages import ZERO_USAGE, Message, Payload, Usage
@@ -156,6 +156,8 @@ class ActivationContext:
         chosen = backend if backend is not None else run.default_backend
         if chosen is None:
             chosen = self.resolve_backend(None)  # raises, saying how to give the node a model
+        if _otel.TRACER is not None:  # accord.instrument(): this call becomes a span
+            chosen = _otel.TRACER.backend(chosen, self)
         if run.until is None and not _crash.ARMED and not run.wants_tokens:
             completion = await chosen.complete(request)  # the common path: nothing to check
         else:

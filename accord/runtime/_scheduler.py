@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from accord import _otel
 from accord._fast import construct
 from accord._log import get_logger
 from accord.backends.base import Backend, Request
@@ -428,6 +429,8 @@ async def execute(
     ``recorder`` (the run store's) gets each finished activation that did not come from
     ``cache``, before its message is delivered.
     """
+    if _otel.TRACER is not None:  # accord.instrument(): spans from the run's events
+        sink = _otel.TRACER.run_sink(run_id, plan.name, task, sink)
     run = _Run(
         plan, task, run_id, default_backend, until, max_steps, sink, wants_tokens, cache, recorder
     )
