@@ -30,6 +30,7 @@ from accord.errors import (
     ConfigError,
     EnsembleError,
     GraphError,
+    NodeError,
     OutputValidationError,
     RunError,
     StepLimitError,
@@ -162,6 +163,7 @@ __all__ = [
     "GraphError",
     "OutputValidationError",
     "StepLimitError",
+    "NodeError",
     "EnsembleError",
     "__version__",
 ]

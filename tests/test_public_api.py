@@ -75,6 +75,7 @@ EXPECTED_ALL = [
     "GraphError",
     "OutputValidationError",
     "StepLimitError",
+    "NodeError",
     "EnsembleError",
     "__version__",
 ]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import accord
 from accord.messages import Message
-from accord.runtime._plan import Plan, back_edges, deliver, new_state, take_ready
+from accord.runtime._plan import CompiledGraph, deliver, new_state, plan_edges, take_ready
 
 
 def _msg(sender: str, text: str = "x", round: int = 0) -> Message:
     return Message(id=f"r/{sender}/{round}", run_id="r", sender=sender, text=text, round=round)
 
 
-def _plan(graph: accord.Graph) -> Plan:
+def _plan(graph: accord.Graph) -> CompiledGraph:
     return graph._compile()
 
 
@@ -63,7 +63,10 @@ def test_back_edge_is_the_edge_that_closes_the_cycle() -> None:
 
     assert [e.back for e in plan.out_edges["c"]] == [True]
     assert plan.forward_preds["s"] == () and plan.back_preds["s"] == ("c",)
-    assert back_edges(("s", "c"), ("s",), {"s": ["c"], "c": ["s"]}) == {("c", "s")}
+    assert plan_edges(("s", "c"), ("s",), [("s", "c", False), ("c", "s", True)])[0] == [
+        False,
+        True,
+    ]
 
 
 def test_deliver_checks_the_condition_then_the_bound() -> None:
