@@ -155,7 +155,9 @@ def _looped_graphs(draw: Any) -> dict[str, Any]:
         )
     )
     edges = [(names[i], names[j], None, None) for i, j in sorted(plain)]
-    edges += [(names[i], names[j], cond, bound) for (i, j), cond, bound in loops if (i, j) not in plain]
+    edges += [
+        (names[i], names[j], cond, bound) for (i, j), cond, bound in loops if (i, j) not in plain
+    ]
     return {
         "names": names,
         "edges": edges,

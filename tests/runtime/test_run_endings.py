@@ -203,15 +203,17 @@ async def test_subgraph_events_name_inner_nodes_by_path() -> None:
 
 async def test_subgraph_is_cancelled_with_its_parent() -> None:
     calls: list[str] = []
+    inner_started = asyncio.Event()
 
     async def model(request: Any) -> str:
         calls.append(request.agent)
-        await asyncio.sleep(5)
+        if request.agent == "x":
+            inner_started.set()
+            await asyncio.sleep(5)
         return "late"
 
     task = asyncio.create_task(_outer_with_inner().run("t", FunctionBackend(model)))
-    while "x" not in calls:
-        await asyncio.sleep(0.01)
+    await inner_started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
