@@ -51,6 +51,9 @@ __all__ = ["execute", "run_inner", "ActivationCache", "ActivationRecorder", "Eve
 
 DEFAULT_MAX_STEPS = 50
 
+_UNUSED_SNAPSHOT = RunSnapshot()
+"""Stands in for the snapshot of runs without termination conditions (never read or written)."""
+
 log = get_logger(__name__)
 
 EventSink = Callable[[Any], None]
@@ -124,7 +127,14 @@ class _Run:
         self.recorder = recorder
         """Records finished activations (None: durability "off")."""
         self.state: RunState = new_state(plan)
-        self.snapshot: RunSnapshot = RunSnapshot() if parent is None else parent.root.snapshot
+        self.snapshot: RunSnapshot = (
+            _UNUSED_SNAPSHOT
+            if until is None
+            else RunSnapshot()
+            if parent is None
+            else parent.root.snapshot
+        )
+        """What termination conditions read (only used, and only made, when there are some)."""
         self.usages: list[tuple[str, Usage]] = []
         """Every model call's usage, by node, in the order they finished (summed at the end)."""
         self.reserved_requests = 0

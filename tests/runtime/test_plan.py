@@ -91,3 +91,27 @@ def test_take_ready_back_edge_message_starts_the_next_round_of_a_node_that_ran()
     ready = take_ready(plan, state, "s")
 
     assert [[m.text for m in inputs] for inputs in ready] == [["again"]]
+
+
+def test_run_state_creates_queues_only_for_edges_that_hold_a_message() -> None:
+    g = accord.Graph("chain").add(*(accord.Agent(f"n{i}") for i in range(10)))
+    for i in range(9):
+        g.connect(f"n{i}", f"n{i + 1}")
+    plan = _plan(g)
+    state = new_state(plan)
+
+    assert state.queues == {} and state.started == {}
+    deliver(plan, state, _msg("n0"))
+    assert list(state.queues) == ["n1"] and list(state.queues["n1"]) == ["n0"]
+
+
+def test_canonical_order_does_not_depend_on_insertion_order() -> None:
+    names = ["d10", "d2", "moderator", "d1"]
+    g = accord.Graph("g").add(*(accord.Agent(n) for n in names))
+    for n in names[:2] + names[3:]:
+        g.connect("moderator", n)
+
+    plan = _plan(g)
+
+    assert plan.order == ("moderator", "d1", "d2", "d10")
+    assert plan.entries == ("moderator",)
