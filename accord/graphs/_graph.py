@@ -4,7 +4,10 @@ Build a graph with :meth:`Graph.add` and :meth:`Graph.connect`, then ``await gra
 Entry nodes are those with no incoming edge unless set with :meth:`Graph.set_entry`; exit nodes
 (whose messages are the run's output) are those with no outgoing edge unless set with
 :meth:`Graph.set_exit`. A loop is a back edge with an exit condition (``when=``) or a bound
-(``max_rounds=``).
+(``max_rounds=``). Which edges are back edges follows from the graph alone, never from the order
+nodes and edges were added: an edge into an entry, or a conditional/bounded edge on a cycle whose
+target is no farther from the entries than its source (see :mod:`accord.runtime._plan`); a
+wiring that rule cannot order is a :class:`~accord.errors.GraphError` naming the edge.
 
 Example::
 
