@@ -218,3 +218,20 @@ async def test_subgraph_is_cancelled_with_its_parent() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert calls.count("x") == 1 and "y" not in calls
+
+
+async def test_subgraph_activations_are_recorded_so_resume_skips_them(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    failing = FunctionBackend(
+        lambda request: (_ for _ in ()).throw(ValueError("down")) if request.agent == "y" else "ok"
+    )
+    with pytest.raises(NodeError) as err:
+        await _outer_with_inner().run("t", failing, store=db, durability="sync")
+    run_id = err.value.result.run_id
+
+    again = _echo()
+    result = await _outer_with_inner().resume(run_id, again, store=db)
+
+    assert result.status == "completed"
+    # first and inner/x came from the store; only the activation that failed and the rest run
+    assert [r.agent for r in again.requests] == ["y", "last"]
