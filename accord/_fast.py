@@ -33,8 +33,9 @@ def construct(cls: type[M], /, **fields: Any) -> M:
     """An instance of ``cls`` holding ``fields`` as they are (all fields must be given)."""
     obj = _new(cls)
     _set(obj, "__dict__", fields)
-    shared = _fields_sets.get(cls)
-    if shared is None or len(shared) != len(fields):
+    try:
+        shared = _fields_sets[cls]
+    except KeyError:
         shared = set(fields)
         if len(shared) == len(cls.model_fields):
             _fields_sets[cls] = shared

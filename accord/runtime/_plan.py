@@ -324,21 +324,25 @@ def take_ready(plan: CompiledGraph, state: RunState, name: str) -> list[tuple[Me
     forward = plan.forward_preds[name]
     back = plan.back_preds[name]
     while True:
-        if forward and all(queues.get(p) for p in forward):
-            inputs = [queues[p].pop(0) for p in forward]
-            for p in back:
-                q = queues.pop(p, None)
-                if q:
-                    inputs.extend(q)
-            ready.append(tuple(inputs))
-            continue
-        ran_before = state.started.get(name, 0) + len(ready) > 0
-        if back and ran_before and any(queues.get(p) for p in back):
-            inputs = []
-            for p in back:
-                q = queues.pop(p, None)
-                if q:
-                    inputs.extend(q)
-            ready.append(tuple(inputs))
-            continue
-        return ready
+        if forward:
+            for p in forward:
+                if not queues.get(p):
+                    break
+            else:
+                inputs = [queues[p].pop(0) for p in forward]
+                for p in back:
+                    q = queues.pop(p, None)
+                    if q:
+                        inputs.extend(q)
+                ready.append(tuple(inputs))
+                continue
+        if not back or not (ready or state.started.get(name, 0)):
+            return ready  # no back edge, or never ran: a back-edge message cannot start it
+        inputs = []
+        for p in back:
+            q = queues.pop(p, None)
+            if q:
+                inputs.extend(q)
+        if not inputs:
+            return ready
+        ready.append(tuple(inputs))
