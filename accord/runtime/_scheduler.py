@@ -95,6 +95,36 @@ class _Run:
     budgets, events, recorder and cache, and names its nodes ``prefix + name`` outside itself.
     """
 
+    __slots__ = (
+        "cache",
+        "debug",
+        "default_backend",
+        "depth",
+        "history",
+        "max_steps",
+        "memo",
+        "messages",
+        "parent",
+        "plan",
+        "prefix",
+        "recorder",
+        "reserved_requests",
+        "reserved_tokens",
+        "root",
+        "run_id",
+        "sink",
+        "snapshot",
+        "started_at",
+        "state",
+        "steps_started",
+        "t0",
+        "task",
+        "timings",
+        "until",
+        "usages",
+        "wants_tokens",
+    )
+
     def __init__(
         self,
         plan: CompiledGraph,
