@@ -31,6 +31,7 @@ from accord.errors import (
     ConfigError,
     EnsembleError,
     GraphError,
+    NodeError,
     OutputValidationError,
     RunError,
     StepLimitError,
@@ -166,6 +167,7 @@ __all__ = [
     "GraphError",
     "OutputValidationError",
     "StepLimitError",
+    "NodeError",
     "EnsembleError",
     "__version__",
 ]

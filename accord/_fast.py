@@ -24,11 +24,22 @@ _set_extra = _slots["__pydantic_extra__"].__set__
 _set_private = _slots["__pydantic_private__"].__set__
 
 
+_fields_sets: dict[type[BaseModel], set[str]] = {}
+"""One "fields set" per class, shared by its instances: every field is always given, so the set
+is the same for all of them (and adding a field name that is already in it changes nothing)."""
+
+
 def construct(cls: type[M], /, **fields: Any) -> M:
     """An instance of ``cls`` holding ``fields`` as they are (all fields must be given)."""
     obj = _new(cls)
     _set(obj, "__dict__", fields)
-    _set_fields_set(obj, set(fields))
+    try:
+        shared = _fields_sets[cls]
+    except KeyError:
+        shared = set(fields)
+        if len(shared) == len(cls.model_fields):
+            _fields_sets[cls] = shared
+    _set_fields_set(obj, shared)
     _set_extra(obj, None)
     _set_private(obj, None)
     return obj

@@ -28,6 +28,7 @@ The tree::
         ├── OutputValidationError  the reply never matched the expected payload (raw text kept)
         ├── MessageTypeError       a node returned a type it did not declare
         ├── StepLimitError         the run reached its step limit
+        ├── NodeError              a node raised something else (the original is __cause__)
         ├── NodeTimeoutError       one node took longer than its timeout
         ├── MergeError             a merge failed its checks before or after writing
         ├── EnsembleError          an ensemble method could not produce an answer
@@ -72,6 +73,7 @@ __all__ = [
     "OutputValidationError",
     "MessageTypeError",
     "StepLimitError",
+    "NodeError",
     "NodeTimeoutError",
     "MergeError",
     "EnsembleError",
@@ -84,7 +86,10 @@ __all__ = [
 
 
 class AccordError(Exception):
-    """Base of every accord exception."""
+    """Base of every accord exception. ``result`` holds the partial run result when the error
+    ended a graph run (a ``UsageError`` raised by a node, such as a missing backend, included)."""
+
+    result: Any = None
 
 
 # ---------------------------------------------------------------- usage errors
@@ -162,8 +167,6 @@ class ScriptExhaustedError(UsageError):
 
 class RunError(AccordError):
     """Something failed while running. ``result`` holds the partial run result when known."""
-
-    result: Any = None
 
 
 class ProviderError(RunError):
@@ -288,6 +291,17 @@ class StepLimitError(RunError):
         super().__init__(message)
         self.limit = limit
         self.last_node = last_node
+
+
+class NodeError(RunError):
+    """A node raised an exception that is not a :class:`RunError` (a ``ValueError`` in a step, a
+    failing ``when=`` condition, a backend that failed to load). The original is ``__cause__``;
+    ``node`` and ``round`` say where."""
+
+    def __init__(self, message: str, *, node: str, round: int | None = None):
+        super().__init__(message)
+        self.node = node
+        self.round = round
 
 
 class NodeTimeoutError(RunError):

@@ -8,6 +8,8 @@ Workloads (see benchmarks/README.md for the figures):
 - debate: 3 debaters per round + a moderator step, 5 rounds, then an aggregator: µs per activation;
 - scale: a 1000-node chain, once: µs per activation and build time;
 - many runs: 1000 concurrent runs of the debate graph with 10 ms latency: wall time, peak RSS;
+- many chains: 1000 concurrent 10-node chains (10 ms per model call): wall time and RSS growth per
+  run, each side in a fresh interpreter;
 - import: ``import accord`` in a fresh interpreter (and ``import langgraph.graph``).
 
 accord's side uses real Agents (template rendering, typed Messages, usage accounting) with events
@@ -333,10 +335,98 @@ def main() -> None:
             **{k: float(v) for k, v in (kv.split("=") for kv in lg_many.stdout.split())},
         },
     )
+    show("chains", main_many_chains(many))
 
+
+
+# ----------------------------------------------------------- many concurrent chains (memory)
+
+
+def bench_many_chains(side: str, runs: int = 1000, length: int = 10) -> dict[str, float]:
+    """``runs`` concurrent ``length``-node chains whose model answers after 10 ms, all alive at
+    once: wall time and RSS growth per run (results kept until all are done), on one ``side``
+    ("accord" or "langgraph"). Run each side in a fresh interpreter so their RSS do not mix."""
+    import psutil
+
+    proc = psutil.Process()
+    if side == "accord":
+
+        class Sleeping:  # keeps nothing per call (FunctionBackend logs every request)
+            name = "bench:sleeping"
+            capabilities = accord.backends.Capabilities()
+            reply = accord.backends.Completion(
+                choices=(accord.backends.Choice(text="ok"),), usage=accord.Usage(requests=1)
+            )
+
+            async def complete(self, request: accord.backends.Request) -> Any:
+                await asyncio.sleep(0.01)
+                return self.reply
+
+        g, b = accord_chain(length), Sleeping()
+        g.validate()
+
+        def start_all(n: int) -> list[Any]:
+            return [g.run("task", b, durability="off") for _ in range(n)]
+
+    else:
+        from langgraph.graph import END, START, StateGraph
+
+        sg = StateGraph(LGState)
+
+        def make(name: str) -> Any:
+            async def node(state: LGState) -> dict[str, list[str]]:
+                await asyncio.sleep(0.01)
+                return {"log": [name]}
+
+            return node
+
+        names = [f"n{i}" for i in range(length)]
+        for name in names:
+            sg.add_node(name, make(name))
+        sg.add_edge(START, names[0])
+        for a, c in zip(names, names[1:], strict=False):
+            sg.add_edge(a, c)
+        sg.add_edge(names[-1], END)
+        app = sg.compile()
+
+        def start_all(n: int) -> list[Any]:
+            return [app.ainvoke({"log": []}) for _ in range(n)]
+
+    async def measure() -> tuple[float, float]:
+        await asyncio.gather(*start_all(10))  # warm-up: first-use imports and caches
+        gc.collect()
+        before = proc.memory_info().rss
+        start = time.perf_counter()
+        results = await asyncio.gather(*start_all(runs))
+        wall = time.perf_counter() - start
+        gc.collect()
+        grown = proc.memory_info().rss - before
+        assert len(results) == runs
+        return wall, grown
+
+    wall, grown = asyncio.run(measure())
+    return {f"{side}_s": wall, f"{side}_kib_per_run": grown / 1024 / runs}
+
+
+def main_many_chains(runs: int = 1000) -> dict[str, float]:
+    """:func:`bench_many_chains` for both sides, each in its own interpreter, side by side."""
+    figures: dict[str, float] = {}
+    for side in ("accord", "langgraph"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--many-chains", side, str(runs)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures.update({k: float(v) for k, v in (kv.split("=") for kv in out.stdout.split())})
+    figures["rss_ratio"] = figures["accord_kib_per_run"] / figures["langgraph_kib_per_run"]
+    return figures
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--many-langgraph":
+    if len(sys.argv) == 4 and sys.argv[1] == "--many-chains":
+        figures = bench_many_chains(sys.argv[2], int(sys.argv[3]))
+        print(" ".join(f"{k}={v}" for k, v in figures.items()))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--many-langgraph":
         figures = bench_many_langgraph(int(sys.argv[2]))
         print(" ".join(f"{k}={v}" for k, v in figures.items()))
     else:

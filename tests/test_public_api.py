@@ -78,6 +78,7 @@ EXPECTED_ALL = [
     "GraphError",
     "OutputValidationError",
     "StepLimitError",
+    "NodeError",
     "EnsembleError",
     "__version__",
 ]

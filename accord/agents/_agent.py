@@ -296,9 +296,9 @@ class Agent:
                     earlier = _chat("user", self.prompt(ctx.task, inputs, i))
                 chat.append(earlier)
                 chat.append(_chat("assistant", output.text))
-        current = memo[(node, self.name, ctx.round)] = _chat(
-            "user", self.prompt(ctx.task, ctx.inputs, ctx.round)
-        )
+        current = _chat("user", self.prompt(ctx.task, ctx.inputs, ctx.round))
+        if self.memory:  # only an agent with memory reads its earlier prompts again
+            memo[(node, self.name, ctx.round)] = current
         chat.append(current)
         return chat
 

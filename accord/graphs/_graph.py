@@ -4,7 +4,10 @@ Build a graph with :meth:`Graph.add` and :meth:`Graph.connect`, then ``await gra
 Entry nodes are those with no incoming edge unless set with :meth:`Graph.set_entry`; exit nodes
 (whose messages are the run's output) are those with no outgoing edge unless set with
 :meth:`Graph.set_exit`. A loop is a back edge with an exit condition (``when=``) or a bound
-(``max_rounds=``).
+(``max_rounds=``). Which edges are back edges follows from the graph alone, never from the order
+nodes and edges were added: an edge into an entry, or a conditional/bounded edge on a cycle whose
+target is no farther from the entries than its source (see :mod:`accord.runtime._plan`); a
+wiring that rule cannot order is a :class:`~accord.errors.GraphError` naming the edge.
 
 Example::
 
@@ -31,8 +34,8 @@ from accord.backends.base import Backend
 from accord.errors import ConfigError, GraphError
 from accord.messages import Message, Payload
 from accord.runtime._node import ActivationContext, Node, NodeOutput, current_context
-from accord.runtime._plan import EdgeSpec, Plan, back_edges
-from accord.runtime._scheduler import ActivationCache, EventSink, execute
+from accord.runtime._plan import CompiledGraph, EdgeSpec, plan_edges
+from accord.runtime._scheduler import ActivationCache, EventSink, execute, run_inner
 from accord.runtime.result import RunResult
 from accord.runtime.termination import Condition
 
@@ -45,6 +48,9 @@ if TYPE_CHECKING:
 __all__ = ["Graph", "Edge", "Subgraph"]
 
 NodeLike = Any  # a Node, or a Graph (wrapped as a Subgraph)
+
+DEFAULT_MAX_STEPS = 50
+"""The step limit of a run when neither ``run`` nor the graph gives one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,33 @@ def _reachable(starts: list[str], neighbours: dict[str, list[str]]) -> set[str]:
     return seen
 
 
+RESERVED_NAMES = frozenset({"task"})
+"""Node names the runtime uses itself: ``task`` is the sender of the task message."""
+
+
+def _check_name(name: object) -> None:
+    """The one rule for node names, enforced when a node is added.
+
+    Raises:
+        GraphError: the name is empty, reserved, or contains ``/`` (which separates the nodes of
+            a subgraph from their parent's in events: ``outer/inner``).
+    """
+    if not isinstance(name, str) or not name:
+        raise GraphError(f"a node's name must be a non-empty string, not {name!r}.")
+    if name in RESERVED_NAMES:
+        raise GraphError(
+            f"a node cannot be named {name!r}: accord uses that name for the task message, so "
+            f"agents would not show the node's output. Rename it (e.g. {name + '_node'!r}).",
+            nodes=(name,),
+        )
+    if "/" in name:
+        raise GraphError(
+            f"node name {name!r} contains '/', which separates a subgraph's nodes from their "
+            f"parent's (outer/inner). Rename it (e.g. {name.replace('/', '_')!r}).",
+            nodes=(name,),
+        )
+
+
 def _type_name(t: type[Payload] | None) -> str:
     return t.__name__ if t is not None else "text"
 
@@ -80,14 +113,19 @@ def _type_name(t: type[Payload] | None) -> str:
 class Graph:
     """A workflow of nodes (agents, steps, subgraphs) and the edges messages travel along."""
 
-    def __init__(self, name: str = "graph") -> None:
+    def __init__(self, name: str = "graph", *, max_steps: int | None = None) -> None:
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError(f"Graph({name!r}): max_steps must be 1 or more, not {max_steps}.")
         self.name = name
+        self.max_steps = max_steps
+        """The graph's own step limit, used when ``run`` is given none (default: 50). Patterns
+        set it from their size."""
         self._nodes: dict[str, Node] = {}
         self._edges: list[Edge] = []
         self._entries: tuple[str, ...] | None = None
         self._exits: tuple[str, ...] | None = None
         self._duplicates: list[str] = []
-        self._plan: Plan | None = None
+        self._plan: CompiledGraph | None = None
         self.source: str | None = None
         """Where the graph can be loaded again (``FILE.py:NAME``), recorded with its runs so
         ``accord runs resume ID`` can rebuild it."""
@@ -104,6 +142,7 @@ class Graph:
                     f"{node!r} is not a node: add an accord.Agent, a function decorated with "
                     "@accord.step, or an accord.Graph."
                 )
+            _check_name(node.name)
             if node.name in self._nodes:
                 self._duplicates.append(node.name)
             else:
@@ -306,6 +345,15 @@ class Graph:
                     f"what {e.dst!r} accepts."
                 )
                 named.extend((e.src, e.dst))
+        if not problems:
+            problems.extend(self._loops()[2])
+        for name, node in nodes.items():
+            if isinstance(node, Subgraph):
+                try:
+                    node.graph._compile()
+                except GraphError as exc:
+                    problems.append(f"subgraph {name!r} is invalid: {exc}")
+                    named.append(name)
         for n in entries:
             if n in nodes and nodes[n].accepts is not None:
                 want = " or ".join(t.__name__ for t in nodes[n].accepts or ())
@@ -316,7 +364,7 @@ class Graph:
                 named.append(n)
         return problems, named
 
-    def _compile(self) -> Plan:
+    def _compile(self) -> CompiledGraph:
         if self._plan is not None:
             return self._plan
         problems, named = self._problems()
@@ -329,31 +377,41 @@ class Graph:
                     + "\n".join(f"- {p}" for p in problems)
                 )
             raise GraphError(message, nodes=tuple(dict.fromkeys(named)), problems=tuple(problems))
-        order = tuple(self._nodes)
-        entries = self.entries
-        succ: dict[str, list[str]] = {n: [] for n in order}
-        for e in self._edges:
-            succ[e.src].append(e.dst)
-        back = back_edges(order, entries, succ)
+        back, order, _ = self._loops()
+        index = {n: i for i, n in enumerate(order)}
         out: dict[str, list[EdgeSpec]] = {n: [] for n in order}
         fwd: dict[str, list[str]] = {n: [] for n in order}
         bck: dict[str, list[str]] = {n: [] for n in order}
-        for e in self._edges:
-            is_back = (e.src, e.dst) in back
+        for e, is_back in zip(self._edges, back, strict=True):
             out[e.src].append(EdgeSpec(e.src, e.dst, e.when, e.max_rounds, is_back))
             (bck if is_back else fwd)[e.dst].append(e.src)
-        self._plan = Plan(
+
+        def canonical(names: list[str]) -> tuple[str, ...]:
+            return tuple(sorted(set(names), key=index.__getitem__))
+
+        self._plan = CompiledGraph(
             name=self.name,
             order=order,
-            nodes=dict(self._nodes),
-            entries=entries,
+            nodes={n: self._nodes[n] for n in order},
+            entries=canonical(list(self.entries)),
             exits=frozenset(self.exits),
-            out_edges={n: tuple(v) for n, v in out.items()},
-            forward_preds={n: tuple(dict.fromkeys(v)) for n, v in fwd.items()},
-            back_preds={n: tuple(dict.fromkeys(v)) for n, v in bck.items()},
-            index={n: i for i, n in enumerate(order)},
+            out_edges={
+                n: tuple(sorted(v, key=lambda e: (index[e.dst], e.back))) for n, v in out.items()
+            },
+            forward_preds={n: canonical(v) for n, v in fwd.items()},
+            back_preds={n: canonical(v) for n, v in bck.items()},
+            index=index,
+            max_steps=self.max_steps,
         )
         return self._plan
+
+    def _loops(self) -> tuple[list[bool], tuple[str, ...], list[str]]:
+        """Back edges, canonical order and ambiguity problems (see :mod:`accord.runtime._plan`)."""
+        return plan_edges(
+            tuple(self._nodes),
+            self.entries,
+            [(e.src, e.dst, e.when is not None or e.max_rounds is not None) for e in self._edges],
+        )
 
     # ------------------------------------------------------------------ running
 
@@ -363,7 +421,7 @@ class Graph:
         backend: Backend | str | None = None,
         *,
         until: Condition | None = None,
-        max_steps: int = 50,
+        max_steps: int | None = None,
         run_id: str | None = None,
         on_event: EventSink | None = None,
         stream_tokens: bool = False,
@@ -378,7 +436,8 @@ class Graph:
             backend: the default backend (or ``"provider:model"`` name) for agents that have none.
             until: a termination condition (``MaxSteps(20) | TokenBudget(5000)``); when it fires
                 the run stops with status ``"stopped"``.
-            max_steps: the safety limit on activations; reaching it raises ``StepLimitError``.
+            max_steps: the safety limit on activations; reaching it raises ``StepLimitError``
+                (default: the graph's ``max_steps``, else 50).
             run_id: the run's id (default: a new random id).
             on_event: called with every event (see :mod:`accord.runtime.events`).
             stream_tokens: stream model replies as ``token`` events (needs ``on_event``).
@@ -396,6 +455,8 @@ class Graph:
         """
         if not isinstance(task, str):
             raise ConfigError(f"the task must be a string, not {type(task).__name__}.")
+        if max_steps is None:
+            max_steps = self.max_steps or DEFAULT_MAX_STEPS
         if max_steps < 1:
             raise ConfigError(f"max_steps must be 1 or more, not {max_steps}.")
         plan = self._compile()
@@ -540,7 +601,13 @@ class Graph:
 
 
 class Subgraph:
-    """A graph used as one node of another graph: it runs on its inputs' text as its task."""
+    """A graph used as one node of another graph: it runs on its inputs' text as its task.
+
+    It runs inside the parent run, not as a run of its own: its activations count against the
+    parent's step limit and budgets, stop when the parent is cancelled, are recorded with the
+    parent (so resume and replay skip the ones that finished), and appear in events as
+    ``outer/inner``. Its message's usage is what its model calls cost.
+    """
 
     def __init__(
         self, graph: Graph, *, name: str | None = None, timeout: float | None = None
@@ -555,11 +622,8 @@ class Subgraph:
 
     async def __call__(self, ctx: ActivationContext) -> NodeOutput:
         texts = [m.text for m in ctx.inputs]
-        result = await self.graph.run(
-            "\n\n".join(texts), ctx.default_backend, run_id=f"{ctx.activation_id}/sub"
-        )
-        ctx.usage = ctx.usage + result.usage
-        ctx._run.add_usage(self.name, result.usage)
+        result = await run_inner(ctx, self.graph._compile(), "\n\n".join(texts))
+        ctx.usage = ctx.usage + result.usage  # already counted in the run, call by call
         out = result.output
         if out is None:
             return NodeOutput(text="")

@@ -80,6 +80,7 @@ class ActivationContext:
     __slots__ = (
         "_run",
         "node",
+        "local",
         "round",
         "inputs",
         "history",
@@ -97,9 +98,13 @@ class ActivationContext:
         inputs: tuple[Message, ...],
         history: Sequence[tuple[tuple[Message, ...], Message]],
         activation_id: str,
+        local: str | None = None,
     ) -> None:
         self._run = run
         self.node = node
+        """The node's name in the run: ``outer/inner`` for a subgraph's node."""
+        self.local = node if local is None else local
+        """The node's name in its own graph (``inner``)."""
         self.round = round
         self.inputs = inputs
         """Messages that triggered this activation (the task message for an entry's round 0)."""

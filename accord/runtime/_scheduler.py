@@ -6,6 +6,19 @@ When exactly one activation is ready and nothing else runs, it is awaited inline
 keeps a chain's per-step cost low. Nothing started here outlives :func:`execute`: on an error, a
 stop or a cancellation every in-flight activation is cancelled and awaited.
 
+Every way a run ends is reported the same way: a ``run_finished`` event (with the output so far),
+and for a failure an exception with the partial :class:`RunResult` as ``err.result``. A node's
+:class:`~accord.errors.RunError` (or any accord error, such as a missing backend's
+``ConfigError``) keeps its type; anything else a node raises (a ``ValueError`` in
+a step, a failing ``when=`` condition, its own ``TimeoutError``) becomes a
+:class:`~accord.errors.NodeError` with the original as ``__cause__``. Only the run's own deadline
+(``until=Timeout(...)``) stops a run as ``"stopped"``: it is told apart by its scope, not by the
+exception type.
+
+A subgraph runs inside its parent run (:func:`run_inner`): its activations count against the
+parent's step limit and budgets, are cancelled with it, are recorded with it (so resume skips
+them), and appear in events as ``outer/inner``.
+
 Caveat: errors fail fast: the first failing activation cancels the others and its error is raised
 with the partial :class:`RunResult` attached as ``err.result``.
 """
@@ -21,15 +34,26 @@ from accord import _otel
 from accord._fast import construct
 from accord._log import get_logger
 from accord.backends.base import Backend, Request
-from accord.errors import MessageTypeError, NodeTimeoutError, RunError, StepLimitError
+from accord.errors import (
+    AccordError,
+    MessageTypeError,
+    NodeError,
+    NodeTimeoutError,
+    StepLimitError,
+)
 from accord.messages import ZERO_USAGE, Message, Usage
 from accord.runtime import events as ev
 from accord.runtime._node import ActivationContext, NodeOutput, _current
-from accord.runtime._plan import Plan, RunState, deliver, new_state, take_ready
+from accord.runtime._plan import CompiledGraph, RunState, deliver, new_state, take_ready
 from accord.runtime.result import ActivationTiming, RunResult, RunStatus
 from accord.runtime.termination import Condition, RunSnapshot
 
-__all__ = ["execute", "ActivationCache", "ActivationRecorder", "EventSink"]
+__all__ = ["execute", "run_inner", "ActivationCache", "ActivationRecorder", "EventSink"]
+
+DEFAULT_MAX_STEPS = 50
+
+_UNUSED_SNAPSHOT = RunSnapshot()
+"""Stands in for the snapshot of runs without termination conditions (never read or written)."""
 
 log = get_logger(__name__)
 
@@ -66,11 +90,45 @@ def activation_id(run_id: str, node: str, round: int) -> str:
 
 
 class _Run:
-    """State of one run, owned by the loop. Activations reach it through their context."""
+    """State of one run, owned by the loop. Activations reach it through their context.
+
+    A subgraph's run is a ``_Run`` too, with a ``parent``: it shares the root run's step count,
+    budgets, events, recorder and cache, and names its nodes ``prefix + name`` outside itself.
+    """
+
+    __slots__ = (
+        "cache",
+        "debug",
+        "default_backend",
+        "depth",
+        "history",
+        "max_steps",
+        "memo",
+        "messages",
+        "parent",
+        "plan",
+        "prefix",
+        "recorder",
+        "reserved_requests",
+        "reserved_tokens",
+        "root",
+        "run_id",
+        "sink",
+        "snapshot",
+        "started_at",
+        "state",
+        "steps_started",
+        "t0",
+        "task",
+        "timings",
+        "until",
+        "usages",
+        "wants_tokens",
+    )
 
     def __init__(
         self,
-        plan: Plan,
+        plan: CompiledGraph,
         task: str,
         run_id: str,
         default_backend: Backend | None,
@@ -80,8 +138,15 @@ class _Run:
         wants_tokens: bool,
         cache: ActivationCache | None,
         recorder: ActivationRecorder | None = None,
+        parent: _Run | None = None,
+        prefix: str = "",
     ) -> None:
         self.plan = plan
+        self.parent = parent
+        self.root: _Run = self if parent is None else parent.root
+        self.prefix = prefix
+        """Put before this run's node names in events, activation ids and records (a
+        subgraph's: ``outer/``)."""
         self.task = task
         self.run_id = run_id
         self.default_backend = default_backend
@@ -93,20 +158,26 @@ class _Run:
         self.recorder = recorder
         """Records finished activations (None: durability "off")."""
         self.state: RunState = new_state(plan)
-        self.snapshot = RunSnapshot()
+        self.snapshot: RunSnapshot = (
+            _UNUSED_SNAPSHOT
+            if until is None
+            else RunSnapshot()
+            if parent is None
+            else parent.root.snapshot
+        )
+        """What termination conditions read (only used, and only made, when there are some)."""
         self.usages: list[tuple[str, Usage]] = []
         """Every model call's usage, by node, in the order they finished (summed at the end)."""
         self.reserved_requests = 0
         self.reserved_tokens = 0
         """Calls in flight and their estimated prompt tokens: budgets count them as spent."""
-        self.history: dict[str, list[tuple[tuple[Message, ...], Message]]] = {
-            n: [] for n in plan.order
-        }
+        self.history: dict[str, list[tuple[tuple[Message, ...], Message]]] = {}
+        """Each node's (inputs, output) pairs, created when the node first runs."""
         self.messages: list[Message] = []
         self.depth: dict[str, int] = {}
         self.timings: list[tuple[str, int, float, float, bool]] = []
         self.started_at = time.time()
-        self.t0 = time.perf_counter()
+        self.t0: float = time.perf_counter() if parent is None else parent.root.t0
         self.steps_started = 0
         self.debug = log.debug_enabled()
         self.memo: dict[Any, Any] = {}
@@ -126,6 +197,8 @@ class _Run:
         """
         if self.until is None:
             return 0
+        if self.parent is not None:
+            return self.root.reserve(request)
         estimate = sum(len(m.content) for m in request.messages) // 4
         snap = self.snapshot
         snap.elapsed_s = time.perf_counter() - self.t0
@@ -146,17 +219,21 @@ class _Run:
         return estimate
 
     def release(self, reservation: int) -> None:
-        if self.until is not None:
+        if self.parent is not None:
+            self.root.release(reservation)
+        elif self.until is not None:
             self.reserved_requests -= 1
             self.reserved_tokens -= reservation
 
     def add_usage(self, node: str, usage: Usage) -> None:
         self.usages.append((node, usage))
-        if self.until is not None:
+        if self.parent is not None:
+            self.parent.add_usage(node, usage)
+        elif self.until is not None:
             self.snapshot.usage = self.snapshot.usage + usage
 
     def total_usage(self) -> Usage:
-        if self.until is not None:
+        if self.until is not None and self.parent is None:
             return self.snapshot.usage
         total = ZERO_USAGE
         for _, usage in self.usages:
@@ -219,19 +296,19 @@ class _Run:
     # ---------------------------------------------------------------- activations
 
     def begin(self, node: str, inputs: tuple[Message, ...]) -> ActivationContext:
-        if self.steps_started >= self.max_steps:
-            raise StepLimitError(
-                f"the run reached its step limit of {self.max_steps} activations and {node!r} was "
-                "about to run again. A loop may not be converging: give its back edge a max_rounds "
-                "or an exit condition, or raise graph.run(max_steps=...).",
-                limit=self.max_steps,
-                last_node=node,
-            )
-        self.steps_started += 1
-        rnd = self.state.started[node]
-        self.state.started[node] = rnd + 1
-        aid = activation_id(self.run_id, node, rnd)
-        ctx = ActivationContext(self, node, rnd, inputs, self.history[node], aid)
+        root = self.root
+        if root.steps_started >= root.max_steps:
+            raise self._step_limit(node)
+        root.steps_started += 1
+        started = self.state.started
+        rnd = started.get(node, 0)
+        started[node] = rnd + 1
+        history = self.history.get(node)
+        if history is None:
+            history = self.history[node] = []
+        name = self.prefix + node if self.prefix else node
+        aid = activation_id(self.run_id, name, rnd)
+        ctx = ActivationContext(self, name, rnd, inputs, history, aid, node)
         if self.sink is not None:
             self.sink(
                 construct(
@@ -239,7 +316,7 @@ class _Run:
                     run_id=self.run_id,
                     at=ctx.started_at,
                     kind="activation_started",
-                    node=node,
+                    node=name,
                     round=rnd,
                     activation_id=aid,
                     inputs=tuple(m.id for m in inputs),
@@ -247,13 +324,42 @@ class _Run:
             )
         return ctx
 
+    def _step_limit(self, node: str) -> StepLimitError:
+        """The error for a run that reached its step limit, saying what happened."""
+        root = self.root
+        limit = root.max_steps
+        name = self.prefix + node
+        loops = any(e.back for edges in self.plan.out_edges.values() for e in edges)
+        if not loops and self.parent is None:
+            size = len(self.plan.order)
+            message = (
+                f"the run reached its step limit of {limit} activations on a graph of {size} "
+                f"nodes without loops, before {name!r} could run. Raise the limit: "
+                f"graph.run(..., max_steps={max(size * 2, limit * 2)}) or "
+                f"Graph(..., max_steps=...)."
+            )
+        elif not self.state.started.get(node):
+            message = (
+                f"the run reached its step limit of {limit} activations before {name!r} ran for "
+                "the first time: the graph needs more activations than that. Raise the limit "
+                f"(graph.run(..., max_steps={limit * 2}) or Graph(..., max_steps=...))."
+            )
+        else:
+            message = (
+                f"the run reached its step limit of {limit} activations and {name!r} was about "
+                f"to run again (round {self.state.started[node]}). A loop may not be converging: "
+                "give its back edge a max_rounds or an exit condition, or raise "
+                "graph.run(max_steps=...)."
+            )
+        return StepLimitError(message, limit=limit, last_node=name)
+
     async def perform(self, ctx: ActivationContext) -> tuple[Message, bool]:
         """Run one activation (or take it from the cache); returns its message and whether cached."""
         if self.cache is not None:
             cached = self.cache.get(ctx.activation_id)
             if cached is not None:
                 return cached, True
-        node = self.plan.nodes[ctx.node]
+        node = self.plan.nodes[ctx.local]
         token = _current.set(ctx)
         try:
             if node.timeout is not None:
@@ -270,12 +376,20 @@ class _Run:
                     ) from None
             else:
                 out = await node(ctx)
+        except (AccordError, _Stop):
+            raise  # accord's own errors keep their type (they say who must fix what)
+        except Exception as exc:
+            raise NodeError(
+                f"node {ctx.node!r} (round {ctx.round}) failed: {type(exc).__name__}: {exc}",
+                node=ctx.node,
+                round=ctx.round,
+            ) from exc
         finally:
             _current.reset(token)
         return self._message(ctx, out), False
 
     def _message(self, ctx: ActivationContext, out: NodeOutput) -> Message:
-        node = self.plan.nodes[ctx.node]
+        node = self.plan.nodes[ctx.local]
         if not isinstance(out, NodeOutput):
             raise MessageTypeError(
                 f"node {ctx.node!r} returned {type(out).__name__}, not a NodeOutput. Nodes must "
@@ -298,7 +412,7 @@ class _Run:
             Message,
             id=ctx.activation_id,
             run_id=self.run_id,
-            sender=ctx.node,
+            sender=ctx.local,
             recipients=(),
             text=out.text,
             payload=out.payload,
@@ -327,16 +441,19 @@ class _Run:
         else:
             depth[message.id] = 1 + max((depth.get(p, 0) for p in parents), default=0)
         self.messages.append(message)
-        self.history[ctx.node].append((ctx.inputs, message))
+        self.history[ctx.local].append((ctx.inputs, message))
         if cached:
             self.add_usage(ctx.node, message.usage)
         now = time.time()
         duration = 0.0 if cached else now - ctx.started_at
         self.timings.append((ctx.node, ctx.round, ctx.started_at, duration, cached))
         if self.sink is not None:
+            shown = message
+            if self.prefix:  # outside the subgraph, its nodes are named by their path
+                shown = construct(Message, **{**message.__dict__, "sender": ctx.node})
             self.sink(
                 construct(
-                    ev.MessageEvent, run_id=self.run_id, at=now, kind="message", message=message
+                    ev.MessageEvent, run_id=self.run_id, at=now, kind="message", message=shown
                 )
             )
             self.sink(
@@ -412,13 +529,13 @@ class _Run:
 
 
 async def execute(
-    plan: Plan,
+    plan: CompiledGraph,
     task: str,
     *,
     run_id: str,
     default_backend: Backend | None = None,
     until: Condition | None = None,
-    max_steps: int = 50,
+    max_steps: int | None = None,
     sink: EventSink | None = None,
     wants_tokens: bool = False,
     cache: ActivationCache | None = None,
@@ -426,13 +543,19 @@ async def execute(
 ) -> RunResult:
     """Run ``plan`` on ``task`` to the end and return its result (see module docstring).
 
-    ``recorder`` (the run store's) gets each finished activation that did not come from
-    ``cache``, before its message is delivered.
+    ``max_steps`` defaults to the graph's own limit, else 50. ``recorder`` (the run store's) gets
+    each finished activation that did not come from ``cache``, before its message is delivered.
+
+    Raises:
+        RunError: a node failed (a :class:`~accord.errors.NodeError` when it raised anything but a
+            ``RunError``), with the partial result as ``err.result``; ``run_finished`` was
+            emitted with status ``"failed"``.
     """
     if _otel.TRACER is not None:  # accord.instrument(): spans from the run's events
         sink = _otel.TRACER.run_sink(run_id, plan.name, task, sink)
+    steps = max_steps or plan.max_steps or DEFAULT_MAX_STEPS
     run = _Run(
-        plan, task, run_id, default_backend, until, max_steps, sink, wants_tokens, cache, recorder
+        plan, task, run_id, default_backend, until, steps, sink, wants_tokens, cache, recorder
     )
     if sink is not None:
         sink(
@@ -447,13 +570,44 @@ async def execute(
         )
     if run.debug:
         log.debug("run_started", run_id=run_id, graph=plan.name)
-    task_message = construct(
+    task_message = _task_message(run, plan)
+    status: RunStatus = "completed"
+    reason: str | None = None
+    deadline = until.deadline_s() if until is not None else None
+    scope: asyncio.Timeout | None = None
+    try:
+        if deadline is not None:
+            async with asyncio.timeout(deadline) as scope:
+                await _loop(run, task_message)
+        else:
+            await _loop(run, task_message)
+    except _Stop as stop:
+        status, reason = "stopped", stop.reason
+    except TimeoutError as exc:
+        if scope is None or not scope.expired():  # not the run's deadline: a node's own
+            raise _failed(run, _node_error(run, exc)) from exc
+        status, reason = "stopped", f"{until!r}: the run's time limit of {deadline} s was reached"
+    except AccordError as exc:
+        _failed(run, exc)
+        raise
+    except asyncio.CancelledError:
+        _finished(run, "cancelled", "cancelled")
+        raise
+    except Exception as exc:
+        raise _failed(run, _node_error(run, exc)) from exc
+    result = run.result(status, reason)
+    _finished(run, status, reason, result)
+    return result
+
+
+def _task_message(run: _Run, plan: CompiledGraph) -> Message:
+    message = construct(
         Message,
-        id=f"{run_id}/task",
-        run_id=run_id,
+        id=f"{run.run_id}/{run.prefix}task",
+        run_id=run.run_id,
         sender="task",
         recipients=plan.entries,
-        text=task,
+        text=run.task,
         payload=None,
         usage=ZERO_USAGE,
         parents=(),
@@ -461,30 +615,24 @@ async def execute(
         created_at=run.started_at,
         metadata={},
     )
-    run.depth[task_message.id] = 0
-    status: RunStatus = "completed"
-    reason: str | None = None
-    deadline = until.deadline_s() if until is not None else None
-    try:
-        if deadline is not None:
-            async with asyncio.timeout(deadline):
-                await _loop(run, task_message)
-        else:
-            await _loop(run, task_message)
-    except _Stop as stop:
-        status, reason = "stopped", stop.reason
-    except TimeoutError:
-        status, reason = "stopped", f"{until!r}: the run's time limit of {deadline} s was reached"
-    except RunError as exc:
-        exc.result = run.result("failed", str(exc))
-        _finished(run, "failed", str(exc))
-        raise
-    except asyncio.CancelledError:
-        _finished(run, "cancelled", "cancelled")
-        raise
-    result = run.result(status, reason)
-    _finished(run, status, reason, result)
-    return result
+    run.depth[message.id] = 0
+    return message
+
+
+def _node_error(run: _Run, exc: BaseException) -> NodeError:
+    """A ``NodeError`` for an exception that escaped the loop without naming its node."""
+    return NodeError(
+        f"run {run.run_id!r} of graph {run.plan.name!r} failed: {type(exc).__name__}: {exc}",
+        node="",
+    )
+
+
+def _failed(run: _Run, exc: AccordError) -> AccordError:
+    """Attach the partial result to ``exc`` and report the run as failed."""
+    result = run.result("failed", str(exc))
+    exc.result = result
+    _finished(run, "failed", str(exc), result)
+    return exc
 
 
 def _finished(run: _Run, status: str, reason: str | None, result: RunResult | None = None) -> None:
@@ -500,22 +648,50 @@ def _finished(run: _Run, status: str, reason: str | None, result: RunResult | No
                 stop_reason=reason,
                 usage=result.usage if result is not None else run.total_usage(),
                 duration_s=duration,
+                output=result.output if result is not None else None,
             )
         )
     if run.debug:
         log.debug("run_finished", run_id=run.run_id, status=status, duration_s=duration)
 
 
+async def run_inner(ctx: ActivationContext, plan: CompiledGraph, task: str) -> RunResult:
+    """Run a subgraph's ``plan`` on ``task`` inside the run of activation ``ctx``.
+
+    Its activations count against the run's step limit and budgets, are cancelled with it, go to
+    its events and recorder (named ``outer/inner``; ``outer[r]/inner`` for the outer node's round
+    ``r`` > 0) and are taken from its cache on resume. Errors propagate to the parent run.
+    """
+    parent = ctx._run
+    prefix = f"{ctx.node}/" if ctx.round == 0 else f"{ctx.node}[{ctx.round}]/"
+    inner = _Run(
+        plan,
+        task,
+        parent.run_id,
+        parent.default_backend,
+        parent.until,
+        parent.root.max_steps,
+        parent.sink,
+        parent.wants_tokens,
+        parent.cache,
+        parent.recorder,
+        parent=parent,
+        prefix=prefix,
+    )
+    await _loop(inner, _task_message(inner, plan))
+    return inner.result("completed", None)
+
+
 async def _loop(run: _Run, task_message: Message) -> None:
     pending: list[tuple[str, tuple[Message, ...]]] = [
         (name, (task_message,)) for name in run.plan.entries
     ]
-    done: asyncio.Queue[tuple[ActivationContext, Message | None, bool, BaseException | None]] = (
-        asyncio.Queue()
-    )
+    done: asyncio.Queue[tuple[ActivationContext, Message | None, bool, BaseException | None]] | None
+    done = None  # created when the first activation runs as a task (a chain never needs it)
     running: set[asyncio.Task[None]] = set()
 
     async def child(ctx: ActivationContext) -> None:
+        assert done is not None
         try:
             message, cached = await run.perform(ctx)
         except asyncio.CancelledError:
@@ -534,6 +710,8 @@ async def _loop(run: _Run, task_message: Message) -> None:
                 message, cached = await run.perform(ctx)
                 pending = run.finish(ctx, message, cached)
                 continue
+            if pending and done is None:
+                done = asyncio.Queue()
             for name, inputs in pending:
                 ctx = run.begin(name, inputs)
                 task = asyncio.create_task(child(ctx), name=ctx.activation_id)
@@ -543,6 +721,7 @@ async def _loop(run: _Run, task_message: Message) -> None:
             pending = []
             if not outstanding:
                 return
+            assert done is not None
             ctx, result, cached, error = await done.get()
             outstanding -= 1
             if error is not None:

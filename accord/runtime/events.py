@@ -95,13 +95,16 @@ class RetryEvent(_Event):
 
 
 class RunFinished(_Event):
-    """The run ended (``status``: completed, stopped, failed or cancelled)."""
+    """The run ended (``status``: completed, stopped, failed or cancelled), with its output, so
+    ``async for event in graph.stream(...)`` needs no second call."""
 
     kind: Literal["run_finished"] = "run_finished"
     status: str
     stop_reason: str | None = None
     usage: Usage
     duration_s: float
+    output: Message | None = None
+    """The run's output message (``RunResult.output``; the partial one when it did not complete)."""
 
 
 Event = Annotated[

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from accord.backends.base import Backend
 from accord.errors import ConfigError, RunError
-from accord.runtime._plan import Plan
+from accord.runtime._plan import CompiledGraph as Plan
 from accord.runtime._scheduler import ActivationCache, EventSink, execute
 from accord.runtime.result import RunResult
 from accord.runtime.termination import Condition

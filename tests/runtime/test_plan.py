@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import accord
 from accord.messages import Message
-from accord.runtime._plan import Plan, back_edges, deliver, new_state, take_ready
+from accord.runtime._plan import CompiledGraph, deliver, new_state, plan_edges, take_ready
 
 
 def _msg(sender: str, text: str = "x", round: int = 0) -> Message:
     return Message(id=f"r/{sender}/{round}", run_id="r", sender=sender, text=text, round=round)
 
 
-def _plan(graph: accord.Graph) -> Plan:
+def _plan(graph: accord.Graph) -> CompiledGraph:
     return graph._compile()
 
 
@@ -63,7 +63,10 @@ def test_back_edge_is_the_edge_that_closes_the_cycle() -> None:
 
     assert [e.back for e in plan.out_edges["c"]] == [True]
     assert plan.forward_preds["s"] == () and plan.back_preds["s"] == ("c",)
-    assert back_edges(("s", "c"), ("s",), {"s": ["c"], "c": ["s"]}) == {("c", "s")}
+    assert plan_edges(("s", "c"), ("s",), [("s", "c", False), ("c", "s", True)])[0] == [
+        False,
+        True,
+    ]
 
 
 def test_deliver_checks_the_condition_then_the_bound() -> None:
@@ -88,3 +91,27 @@ def test_take_ready_back_edge_message_starts_the_next_round_of_a_node_that_ran()
     ready = take_ready(plan, state, "s")
 
     assert [[m.text for m in inputs] for inputs in ready] == [["again"]]
+
+
+def test_run_state_creates_queues_only_for_edges_that_hold_a_message() -> None:
+    g = accord.Graph("chain").add(*(accord.Agent(f"n{i}") for i in range(10)))
+    for i in range(9):
+        g.connect(f"n{i}", f"n{i + 1}")
+    plan = _plan(g)
+    state = new_state(plan)
+
+    assert state.queues == {} and state.started == {}
+    deliver(plan, state, _msg("n0"))
+    assert list(state.queues) == ["n1"] and list(state.queues["n1"]) == ["n0"]
+
+
+def test_canonical_order_does_not_depend_on_insertion_order() -> None:
+    names = ["d10", "d2", "moderator", "d1"]
+    g = accord.Graph("g").add(*(accord.Agent(n) for n in names))
+    for n in names[:2] + names[3:]:
+        g.connect("moderator", n)
+
+    plan = _plan(g)
+
+    assert plan.order == ("moderator", "d1", "d2", "d10")
+    assert plan.entries == ("moderator",)

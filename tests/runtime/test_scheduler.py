@@ -345,4 +345,6 @@ async def test_subgraph_runs_on_its_inputs_and_counts_its_usage() -> None:
     inner_a = next(r for r in backend.requests if r.agent == "inner_a")
     assert "<task>\nstep one\n</task>" in inner_a.messages[-1].content
     assert result.usage.requests == 3
-    assert result.usage_by_agent["inner"].requests == 2
+    assert result.usage_by_agent["inner/inner_a"].requests == 1  # by node path, as in events
+    assert result.usage_by_agent["inner/inner_b"].requests == 1
+    assert result.outputs["inner"].usage.requests == 2

@@ -17,7 +17,7 @@ from accord._log import get_logger
 from accord.agents._agent import Agent
 from accord.backends.base import ChatMessage, Request
 from accord.errors import ConfigError
-from accord.graphs._graph import Graph
+from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_agents
 from accord.messages import Message, Payload
 from accord.runtime._node import ActivationContext, Join, Node, NodeOutput
@@ -117,7 +117,8 @@ def _addressed_to(name: str) -> Callable[[Message], bool]:
 
 
 def _chat_graph(name: str, agents: Sequence[Node], manager: ChatManager) -> Graph:
-    g = Graph(name)
+    # the manager before each turn and once more to stop: 2 activations a turn, plus one
+    g = Graph(name, max_steps=max(DEFAULT_MAX_STEPS, 2 * manager.max_turns + 2))
     g.add(manager, *agents)
     for agent in agents:
         g.connect(manager, agent, when=_addressed_to(agent.name))

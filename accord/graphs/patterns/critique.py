@@ -8,7 +8,7 @@ approve, its critique goes back to the solver, which revises. The loop ends on a
 
 from __future__ import annotations
 
-from accord.graphs._graph import Graph
+from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_output
 from accord.messages import Critique, Message
 from accord.runtime._node import Node
@@ -37,7 +37,8 @@ def critique_revise(
         print(result.text)  # the last draft
     """
     check_output("critique_revise", "critic", critic, Critique)
-    g = Graph(name)
+    # a draft and a critique per round
+    g = Graph(name, max_steps=max(DEFAULT_MAX_STEPS, 2 * max_rounds + 2))
     g.add(solver, critic)
     g.connect(solver, critic)
     g.connect(critic, solver, when=_rejected, max_rounds=max_rounds)

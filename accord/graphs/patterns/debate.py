@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from accord.agents._agent import Agent
 from accord.errors import ConfigError
-from accord.graphs._graph import Graph
+from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_agents, extract_answer
 from accord.messages import Message, Payload, Vote
 from accord.runtime._node import ActivationContext, Join, Node, NodeOutput
@@ -206,7 +206,8 @@ def debate(
     reserved = {"moderator", "vote"} & set(names)
     if reserved:
         raise ConfigError(f"debate(): debater names {sorted(reserved)} are reserved; rename them.")
-    g = Graph(name)
+    # every debater and the moderator each round, then the aggregation
+    g = Graph(name, max_steps=max(DEFAULT_MAX_STEPS, rounds * (len(names) + 1) + 2))
     g.add(*agents)
     g.add(Moderator("moderator", names, rounds, stop_on_consensus, extract))
     if aggregate == "vote":

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from accord.agents._agent import Agent
 from accord.errors import ConfigError
-from accord.graphs._graph import Graph
+from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_agents
 
 __all__ = ["mixture_of_agents"]
@@ -50,7 +50,7 @@ def mixture_of_agents(
                 f"mixture_of_agents(): {a!r} is not an accord.Agent (proposers are copied per layer)."
             )
         agents.append(a)
-    g = Graph(name)
+    g = Graph(name, max_steps=max(DEFAULT_MAX_STEPS, layers * len(agents) + 2))
     previous: list[str] = []
     for layer in range(layers):
         current: list[str] = []

@@ -11,7 +11,7 @@ output is the solver's last solution; the verdicts are in the transcript.
 from __future__ import annotations
 
 from accord.errors import ConfigError
-from accord.graphs._graph import Graph
+from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_output
 from accord.messages import Critique, Message, Verdict
 from accord.runtime._node import Node
@@ -45,7 +45,8 @@ def plan_solve_verify(
     if max_rounds < 1:
         raise ConfigError(f"plan_solve_verify(): max_rounds must be 1 or more, not {max_rounds}.")
     check_output("plan_solve_verify", "verifier", verifier, Verdict)
-    g = Graph(name)
+    # the plan, then per round a solution, a critique and a verdict
+    g = Graph(name, max_steps=max(DEFAULT_MAX_STEPS, 3 * max_rounds + 2))
     g.add(planner, solver, verifier)
     g.connect(planner, solver)
     if critic is None:
