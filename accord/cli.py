@@ -214,6 +214,8 @@ def run_command(
     try:
         from_file = target.endswith(".py") or ".py:" in target
         graph = load_graph(target) if from_file else build_pattern(target, agents, rounds)
+        if not from_file:  # recorded with the run: `accord runs resume ID` builds it again
+            graph.origin = {"pattern": target, "agents": agents, "rounds": rounds}
         graph.validate()
         needs_model = model or base_url or not from_file or _needs_model(graph)
         backend = resolve_model(model, base_url) if needs_model else None
@@ -251,13 +253,21 @@ def _json_result(result: Any) -> dict[str, Any]:
 
 
 async def _run(graph: Any, task: str, backend: Any, max_steps: int, live: bool) -> Any:
+    from accord.store import command_store  # the command records its runs (`accord runs`)
+
+    store = command_store()
     if not live:
-        return await graph.run(task, backend, max_steps=max_steps)
+        return await graph.run(task, backend, max_steps=max_steps, store=store)
     from accord._view import LiveView
 
     with LiveView(graph) as view:
         return await graph.run(
-            task, backend, max_steps=max_steps, on_event=view.on_event, stream_tokens=True
+            task,
+            backend,
+            max_steps=max_steps,
+            on_event=view.on_event,
+            stream_tokens=True,
+            store=store,
         )
 
 

@@ -36,7 +36,7 @@ def app() -> typer.Typer:
 
 @pytest.fixture
 def scenario_backend() -> Iterator[None]:
-    """``--backend scenario:any`` resolves to the scenario's scripted model."""
+    """``--model scenario:any`` resolves to the scenario's scripted model."""
     _registry.register_backend("scenario", lambda model, **options: backend())
     yield
     _registry._factories.pop("scenario", None)
@@ -115,8 +115,13 @@ def test_runs_export_json_holds_every_activation_and_call(app: typer.Typer, db: 
     calls = [c for a in data["activations"] for c in a["calls"]]
     assert len(calls) == result.usage.requests
     assert {e["kind"] for e in data["events"]} >= {"run_started", "run_finished"}
-    bad = runner.invoke(app, ["runs", "export", result.run_id, "--store", str(db)])
-    assert bad.exit_code == 2
+
+
+def test_runs_export_without_json_flag_exports_json(app: typer.Typer, db: Path) -> None:
+    result = asyncio.run(build_graph().run("task", backend(), store=db, durability="sync"))
+    out = runner.invoke(app, ["runs", "export", result.run_id, "--store", str(db)])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["run"]["run_id"] == result.run_id
 
 
 @pytest.mark.usefixtures("scenario_backend")
@@ -127,7 +132,7 @@ def test_runs_resume_finishes_a_failed_run_with_the_given_graph(
     spec = f"{_graph_file(tmp_path)}:graph"
     out = runner.invoke(
         app,
-        ["runs", "resume", run_id, "--graph", spec, "--backend", "scenario:x", "--store", str(db)],
+        ["runs", "resume", run_id, "--graph", spec, "--model", "scenario:x", "--store", str(db)],
     )
     assert out.exit_code == 0, out.output
     assert f"run {run_id} completed" in out.output
@@ -141,7 +146,7 @@ def test_runs_resume_uses_the_recorded_graph_source(
 ) -> None:
     run_id = _failed_run(db, source=f"{_graph_file(tmp_path)}:graph")
     out = runner.invoke(
-        app, ["runs", "resume", run_id, "--backend", "scenario:x", "--store", str(db)]
+        app, ["runs", "resume", run_id, "--model", "scenario:x", "--store", str(db)]
     )
     assert out.exit_code == 0, out.output
     assert open_store(db).get_run(run_id).status == "completed"
