@@ -251,8 +251,9 @@ class SQLiteStore(SQLiteReads):
                 for target in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in MIGRATIONS[target]:
                         conn.execute(statement)
-                if version < SCHEMA_VERSION:
-                    conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
+                # written even when unchanged: a store that cannot be written fails here, at
+                # open, not at a run's first record
+                conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
