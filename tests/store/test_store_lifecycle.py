@@ -176,6 +176,10 @@ async def test_a_task_with_a_lone_surrogate_is_a_usage_error() -> None:
         await build_graph().run("bad \udcff task", backend())
 
 
+def _bytes_of(folder: Path, pattern: str) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.glob(pattern))
+
+
 async def test_store_redact_function_scrubs_the_applications_data_before_storing(
     tmp_path: Path,
 ) -> None:
@@ -185,7 +189,7 @@ async def test_store_redact_function_scrubs_the_applications_data_before_storing
     async with open_store(tmp_path / "runs.db", redact=scrub) as store:
         result = await build_graph().run("mail alice@example.com", backend(), store=store)
         store.flush()
-        raw = b"".join(p.read_bytes() for p in tmp_path.glob("runs.db*"))
+        raw = _bytes_of(tmp_path, "runs.db*")
         assert b"alice@example.com" not in raw
         assert store.get_run(result.run_id).task == "mail <email>"
         calls = [c for a in store.activations(result.run_id, calls=True) for c in a.calls]
