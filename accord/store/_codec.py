@@ -136,8 +136,29 @@ def dumps(value: Any) -> str:
 def encode_message(message: Message, scrub: Callable[[str], str] | None = None) -> str:
     """A message as JSON, verbatim (``scrub``, when given, is applied to each of its strings)."""
     if scrub is None:
-        try:
-            return message.model_dump_json()
+        try:  # the same JSON as message.model_dump_json(), in about half the time
+            u = message.usage
+            payload = message.payload
+            return to_json(
+                {
+                    "id": message.id,
+                    "run_id": message.run_id,
+                    "sender": message.sender,
+                    "recipients": message.recipients,
+                    "text": message.text,
+                    "payload": None if payload is None else message._dump_payload(payload),
+                    "usage": {
+                        "requests": u.requests,
+                        "prompt_tokens": u.prompt_tokens,
+                        "completion_tokens": u.completion_tokens,
+                        "cost": u.cost,
+                    },
+                    "parents": message.parents,
+                    "round": message.round,
+                    "created_at": message.created_at,
+                    "metadata": message.metadata,
+                }
+            ).decode()
         except (PydanticSerializationError, UnicodeError):
             pass
     data = message.model_dump(mode="python")
@@ -210,9 +231,9 @@ def _encode_request(
     out["messages"] = [[m.role, ref(m.content)] for m in messages[keep:]]
     earlier[request.agent] = (at, messages)
     fields = request.__dict__
-    for key, default in _REQUEST_DEFAULTS.items():
+    for key, default in _REQUEST_DEFAULT_ITEMS:
         value = fields[key]
-        if value != default:
+        if value is not default and value != default:
             out[key] = list(value) if isinstance(value, tuple) else value
     return out
 
@@ -220,6 +241,7 @@ def _encode_request(
 _REQUEST_DEFAULTS: dict[str, Any] = {
     name: field.default for name, field in Request.model_fields.items() if name not in _REQUEST_SKIP
 }
+_REQUEST_DEFAULT_ITEMS = tuple(_REQUEST_DEFAULTS.items())
 
 
 def _encode_completion(completion: Completion, ref: Callable[[str], str]) -> dict[str, Any]:
@@ -254,8 +276,12 @@ def encode_calls(
     ``earlier`` carries the agents' last requests from one activation of the run to the next.
     """
 
-    def ref(text: str) -> str:
-        return blobs.ref(text, scrub)
+    if scrub is None:
+        ref: Callable[[str], str] = blobs.ref
+    else:
+
+        def ref(text: str) -> str:
+            return blobs.ref(text, scrub)
 
     return dumps(
         [

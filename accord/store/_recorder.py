@@ -8,10 +8,10 @@ event sink builds none.
 - ``"sync"``: the activation is encoded and committed there and then, so nothing downstream of a
   message runs before its record is durable, and the run's end is committed before ``graph.run``
   returns: **durable when graph.run returns**.
-- ``"async"``: the recorder only appends to a buffer on the event loop. Every :data:`HAND_OFF_S`
-  seconds (or :data:`HAND_OFF_ITEMS` items), and when the run ends, the buffer goes to the store's
-  writer thread, which encodes it and writes it in one transaction. ``graph.run`` returns without
-  waiting for that write. What ``"async"`` guarantees: the records of a run reach the store in
+- ``"async"``: the recorder only appends each record to the store's writer queue (a deque; no
+  encoding, no lock, no I/O on the event loop). The writer thread wakes on the first record,
+  gathers for :data:`HAND_OFF_S` seconds, then encodes everything waiting (from every run on the
+  store) and writes it in one transaction. ``graph.run`` returns without waiting for that write. What ``"async"`` guarantees: the records of a run reach the store in
   order, a run's rows are visible to every read through a store of this process as soon as
   ``graph.run`` has returned (reads wait for the writer first), and they are durable once
   ``store.flush()`` or ``store.close()`` returns, or the interpreter exits normally. An activation
@@ -26,9 +26,8 @@ writer whose thread died is never used again: the run that finds it dead fails w
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import queue
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -49,24 +48,15 @@ from accord.store._base import (
 )
 from accord.store._codec import BlobTable, Earlier, dumps, encode_calls, encode_message, redact
 
-__all__ = [
-    "Recorder",
-    "Durability",
-    "flush_all",
-    "settle",
-    "stop_writer",
-    "HAND_OFF_S",
-    "HAND_OFF_ITEMS",
-]
+__all__ = ["Recorder", "Durability", "flush_all", "settle", "stop_writer", "HAND_OFF_S"]
 
 Durability = Literal["off", "async", "sync"]
 
 HAND_OFF_S = 0.05
-"""With "async", records wait at most this long on the event loop before going to the writer..."""
-HAND_OFF_ITEMS = 256
-"""... or until this many are waiting."""
+"""With "async", the writer gathers records for this long before it writes them together."""
 
 _RENEW_EVERY_S = LEASE_TTL_S / 4
+
 Scrub = Callable[[str], str]
 
 
@@ -78,64 +68,74 @@ def _call(callback: Callable[[], None]) -> None:
 
 
 class _Writer:
-    """One thread per store that writes handed-over records in batches (see module docstring)."""
+    """One thread per store that writes handed-over records in batches (see module docstring).
+
+    Runs append ``(recorder, item)`` pairs to :attr:`items` (a deque: no lock on the event loop).
+    The thread wakes on the first item after it was idle, gathers for :data:`HAND_OFF_S` seconds
+    (less when someone waits in :meth:`flush`), then encodes and writes everything waiting in one
+    transaction.
+    """
 
     def __init__(self, store: RunStore) -> None:
         self.store = store
-        self.queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.items: collections.deque[tuple[Recorder, tuple[Any, ...]]] = collections.deque()
         self.blobs = BlobTable()
         self.error: BaseException | None = None
         """The last write error, reported by the next run that hands records over."""
-        self._lock = threading.Lock()
-        self.handed = 0
-        self.done = 0
+        self._wake = threading.Event()
+        self._urgent = threading.Event()
+        self._waiters: collections.deque[Callable[[], None]] = collections.deque()
+        self._stopping = False
+        self._busy = False
         self.thread = threading.Thread(target=self._main, name="accord-store-writer", daemon=True)
         self.thread.start()
 
     def alive(self) -> bool:
         return self.thread.is_alive()
 
-    def put(self, item: tuple[Any, ...]) -> None:
-        with self._lock:
-            self.handed += 1
-        self.queue.put(item)
+    def put(self, recorder: Recorder, item: tuple[Any, ...]) -> None:
+        """Queue one record (called on the event loop; cheap)."""
+        self.items.append((recorder, item))
+        if not self._wake.is_set():
+            self._wake.set()
 
     def pending(self) -> bool:
-        return self.handed != self.done
+        return bool(self.items) or self._busy
 
     def _main(self) -> None:
-        q = self.queue
         while True:
-            items = [q.get()]
-            while len(items) < 64:
-                try:
-                    items.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            stop = False
+            self._wake.wait()
+            if not self._stopping:
+                self._urgent.wait(HAND_OFF_S)  # gather records, unless someone waits
+            self._busy = True
+            self._wake.clear()
+            self._urgent.clear()
+            waiters = [self._waiters.popleft() for _ in range(len(self._waiters))]
+            items = [self.items.popleft() for _ in range(len(self.items))]
             try:
-                stop = self._write(items)
+                if items:
+                    self._write(items)
             except BaseException as exc:  # never die silently: keep serving later runs
                 self.error = exc
-            with self._lock:
-                self.done += len(items)
-            if stop:
+            finally:
+                self._busy = False
+            for callback in waiters:
+                _call(callback)
+            if self._stopping and not self.items:
                 return
 
-    def _write(self, items: list[tuple[Any, ...]]) -> bool:
+    def _write(self, items: list[tuple[Recorder, tuple[Any, ...]]]) -> None:
         batch = WriteBatch()
-        done: list[Callable[[], None]] = []
-        recorders: list[Recorder] = []
-        stop = False
-        for item in items:
-            if item[0] in ("flush", "stop"):
-                done.append(item[1])
-                stop = stop or item[0] == "stop"
-                continue
-            rec: Recorder = item[1]
-            recorders.append(rec)
+        by_run: dict[int, tuple[Recorder, list[tuple[Any, ...]]]] = {}
+        for rec, item in items:
+            found = by_run.get(id(rec))
+            if found is None:
+                by_run[id(rec)] = (rec, [item])
+            else:
+                found[1].append(item)
+        for rec, run_items in by_run.values():
             try:
-                rec.encode_all(item[2], batch, self.blobs)
+                rec.encode_all(run_items, batch, self.blobs)
             except Exception as exc:  # reported by the run, or by the next one
                 rec.fail(exc)
                 self.error = exc
@@ -146,31 +146,32 @@ class _Writer:
             except Exception as exc:
                 self.blobs.forget()
                 self.error = exc
-                for rec in recorders:
+                for rec, _ in by_run.values():
                     rec.fail(exc)
-        for callback in done:
-            _call(callback)
-        return stop
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Block until everything handed over so far is written (False: timed out or dead)."""
+        """Block until everything queued so far is written (False: timed out or dead)."""
         if not self.alive():
             return False
         finished = threading.Event()
-        self.put(("flush", finished.set))
-        while not finished.wait(0.2 if timeout is None else min(timeout, 0.2)):
+        self._waiters.append(finished.set)
+        self._urgent.set()
+        self._wake.set()
+        waited = 0.0
+        while not finished.wait(0.2):
             if not self.alive():
                 return False
-            if timeout is not None:
-                timeout -= 0.2
-                if timeout <= 0:
-                    return False
+            waited += 0.2
+            if timeout is not None and waited >= timeout:
+                return False
         return True
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is queued, then end the thread."""
         if self.alive():
-            self.put(("stop", lambda: None))
+            self._stopping = True
+            self._urgent.set()
+            self._wake.set()
             self.thread.join(timeout)
 
 
@@ -178,24 +179,33 @@ _writers: dict[int, _Writer] = {}
 _writers_lock = threading.Lock()
 
 
+def _dead(store: RunStore) -> StoreError:
+    return StoreError(
+        f"the writer thread of the run store {store.location} had stopped, so this run could not "
+        "be recorded completely. The next run starts a new writer; resume this one "
+        "(graph.resume) to record the rest."
+    )
+
+
+def _drop(store: RunStore, writer: _Writer) -> None:
+    with _writers_lock:
+        if _writers.get(id(store)) is writer:
+            del _writers[id(store)]
+
+
 def _writer_for(store: RunStore) -> _Writer:
     """The store's writer; starts one when there is none.
 
     Raises:
-        StoreError: the store's writer thread died (it is dropped: the next run starts another).
+        StoreError: the store's writer thread died (it is dropped: the next run starts another),
+            or the store is closed.
     """
     writer = _writers.get(id(store))
     if writer is not None and writer.store is store:
         if writer.alive():
             return writer
-        with _writers_lock:
-            if _writers.get(id(store)) is writer:
-                del _writers[id(store)]
-        raise StoreError(
-            f"the writer thread of the run store {store.location} had stopped, so this run could "
-            "not be recorded completely. The next run starts a new writer; resume this one "
-            "(graph.resume) to record the rest."
-        )
+        _drop(store, writer)
+        raise _dead(store)
     if getattr(store, "closed", False):
         raise StoreError(
             f"the run store {store.location} is closed. Open it again (accord.open_store(path)) "
@@ -278,54 +288,55 @@ class Recorder:
         self._raised = False
         self._renewed_at = time.time()
         self._buffer: list[tuple[Any, ...]] = []
+        """"sync": records not committed yet."""
         self._earlier: Earlier = {}
         """Each agent's last request, which the next one is stored as a delta of."""
-        self._timer: asyncio.TimerHandle | None = None
         self._async = mode == "async"
-        self._loop = asyncio.get_running_loop() if self._async else None
+        self._writer: _Writer | None = None
+        if self._async:
+            self._writer = _writer_for(store)  # raises StoreError if it died
+            self._take_writer_error()
         if start is not None:
-            self._buffer.append(("start", start, topology))
-            if not self._async:
-                self._commit()
+            self._put(("start", start, topology))
 
     # ---------------------------------------------------------------- called by the scheduler
 
     def activation(self, ctx: ActivationContext, message: Message) -> None:
         """Record a finished activation (sync: committed before this returns)."""
+        writer = self._writer
+        if writer is not None:
+            writer.put(self, ("act", ctx, message, time.time()))
+            return
         self._buffer.append(("act", ctx, message, time.time()))
-        if not self._async:
-            try:
-                self._commit()
-            except BaseException:
-                self._raised = True
-                raise
-        elif len(self._buffer) >= HAND_OFF_ITEMS:
-            self._hand_off()
-        elif self._timer is None:
-            self._arm()
+        try:
+            self._commit()
+        except BaseException:
+            self._raised = True
+            raise
 
     # ---------------------------------------------------------------- called by Graph.run
 
     def end(self, status: str, stop_reason: str | None, usage: Usage, duration_s: float) -> None:
         """Record how this attempt ended (written by :meth:`aclose`)."""
-        self._buffer.append(("end", status, stop_reason, usage, duration_s, time.time()))
+        self._put(("end", status, stop_reason, usage, duration_s, time.time()))
 
     async def aclose(self, *, raise_errors: bool = True) -> None:
-        """Write the rest of the run ("sync": committed before this returns; "async": handed to
-        the writer); raise the first error, if any.
+        """Write the rest of the run ("sync": committed before this returns; "async": queued
+        for the writer, which writes it within :data:`HAND_OFF_S` s); raise the first error.
 
         Raises:
             StoreError: a record could not be written, or the writer had died.
         """
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._buffer:
+        writer = self._writer
+        if writer is not None:
+            if not writer.alive():
+                self.fail(_dead(self.store))
+                _drop(self.store, writer)
+            else:
+                self._take_writer_error()
+        elif self._buffer:
             try:
-                if self._async:
-                    self._hand_off()
-                else:
-                    self._commit()
+                self._commit()
             except Exception as exc:  # kept in self.error, raised below
                 self.fail(exc)
         error = self.error
@@ -343,26 +354,18 @@ class Recorder:
 
     # ---------------------------------------------------------------- buffering
 
-    def _arm(self) -> None:
-        if self._loop is not None:
-            self._timer = self._loop.call_later(HAND_OFF_S, self._on_timer)
+    def _put(self, item: tuple[Any, ...]) -> None:
+        if self._writer is not None:
+            self._writer.put(self, item)
+        else:
+            self._buffer.append(item)
+            self._commit()
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        try:
-            self._hand_off()
-        except Exception as exc:  # raised by aclose()
-            self.fail(exc)
-
-    def _hand_off(self) -> None:
-        if self._buffer:
-            writer = _writer_for(self.store)
-            earlier = writer.error
-            if earlier is not None:
-                writer.error = None
-                self.fail(earlier)
-            items, self._buffer = self._buffer, []
-            writer.put(("batch", self, items))
+    def _take_writer_error(self) -> None:
+        writer = self._writer
+        if writer is not None and writer.error is not None:
+            earlier, writer.error = writer.error, None
+            self.fail(earlier)
 
     def _commit(self) -> None:
         """Encode and write the buffer on this thread, in one transaction."""
@@ -417,22 +420,25 @@ class Recorder:
         self, item: tuple[Any, ...], batch: WriteBatch, blobs: BlobTable
     ) -> None:
         _, ctx, message, finished_at = item
-        scrub = self.scrub
-        batch.activations.append(
-            ActivationRow(
-                self.run_id,
-                ctx.node,
-                ctx.round,
-                encode_message(message, scrub),
-                encode_calls(ctx.calls or (), blobs, ctx.node, ctx.round, self._earlier, scrub),
-                ctx.started_at,
-                finished_at - ctx.started_at,
-                self.attempt,
-            )
-        )
+        batch.activations.append(self._activation_row(ctx, message, finished_at, blobs))
         if finished_at - self._renewed_at > _RENEW_EVERY_S:
             self._renewed_at = finished_at
             batch.renew.append((self.run_id, self.owner.token, finished_at + LEASE_TTL_S))
+
+    def _activation_row(
+        self, ctx: ActivationContext, message: Message, finished_at: float, blobs: BlobTable
+    ) -> ActivationRow:
+        scrub = self.scrub
+        return ActivationRow(
+            self.run_id,
+            ctx.node,
+            ctx.round,
+            encode_message(message, scrub),
+            encode_calls(ctx.calls or (), blobs, ctx.node, ctx.round, self._earlier, scrub),
+            ctx.started_at,
+            finished_at - ctx.started_at,
+            self.attempt,
+        )
 
 
 def _row_dict(row: RunRow) -> dict[str, Any]:
