@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from accord._ids import new_id
 from accord.backends.base import Backend
 from accord.errors import ConfigError, GraphError
 from accord.messages import Message, Payload
@@ -439,7 +440,7 @@ class Graph:
             target = resolve_store(store)
             mode = resolve_durability(durability)
             if target is not None and mode != "off":
-                rid = run_id or os.urandom(8).hex()
+                rid = run_id or new_id()
                 structure_hash, topology = self._drawing(plan)
                 recorder = begin_run(
                     target,
@@ -471,7 +472,7 @@ class Graph:
         return await execute(
             plan,
             task,
-            run_id=run_id or os.urandom(8).hex(),
+            run_id=run_id or new_id(),
             default_backend=backend,
             until=until,
             max_steps=max_steps,

@@ -134,6 +134,7 @@ class _Writer:
             else:
                 found[1].append(item)
         for rec, run_items in by_run.values():
+            time.sleep(0)  # let a waiting event loop take the GIL between runs' records
             try:
                 rec.encode_all(run_items, batch, self.blobs)
             except Exception as exc:  # reported by the run, or by the next one

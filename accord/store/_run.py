@@ -24,11 +24,11 @@ import asyncio
 import os
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from accord._ids import new_id
 from accord.errors import ConfigError, RunError, StoreError
 from accord.messages import Usage
 from accord.runtime import ActivationCache, RunResult
@@ -180,7 +180,7 @@ def begin_run(
         topology=blob_hash(topology),
     )
     scrub = getattr(target, "redact", None)
-    return Recorder(target, mode, run_id, 1, Owner.me(uuid.uuid4().hex), row, topology, scrub=scrub)
+    return Recorder(target, mode, run_id, 1, Owner.me(new_id(128)), row, topology, scrub=scrub)
 
 
 def begin_resume(
@@ -200,7 +200,7 @@ def begin_resume(
             f"{record.structure_hash}, but graph {graph!r} has structure {structure_hash}: its "
             "nodes, edges or bounds differ. Resume the run with the graph that started it."
         )
-    owner = Owner.me(uuid.uuid4().hex)
+    owner = Owner.me(new_id(128))
     record = target.begin_attempt(run_id, owner)
     try:
         finished = target.activations(run_id)
