@@ -208,11 +208,12 @@ def test_runs_resume_rebuilds_a_built_in_patterns_run_from_what_it_recorded(
         monkeypatch.delenv("ACCORD_STORE", raising=False)
         out = runner.invoke(
             accord_app,
-            ["run", "round_robin", "say hi", "--model", "scenario:x", "-n", "2", "--json"],
+            ["run", "round_robin", "say hi", "--model", "scenario:x", "-n", "2", "--quiet"],
         )
         assert out.exit_code == 0, out.output
-        run_id = json.loads(out.stdout)["run_id"]
         store = open_store(tmp_path / ".accord" / "runs.db")  # the command records by default
+        (record,) = store.list_runs()
+        run_id = record.run_id
         assert json.loads(store.get_run(run_id).graph_source or "{}") == {
             "pattern": "round_robin",
             "agents": 2,
