@@ -56,6 +56,9 @@ HAND_OFF_S = 0.05
 """With "async", the writer gathers records for this long before it writes them together."""
 
 _RENEW_EVERY_S = LEASE_TTL_S / 4
+_YIELD_EVERY_S = 0.001
+"""The writer holds the GIL at most about this long at a time while it encodes (the
+interpreter's own switch interval is 5 ms, which an event loop would feel)."""
 
 Scrub = Callable[[str], str]
 
@@ -133,8 +136,12 @@ class _Writer:
                 by_run[id(rec)] = (rec, [item])
             else:
                 found[1].append(item)
+        yielded = time.perf_counter()
         for rec, run_items in by_run.values():
-            time.sleep(0)  # let a waiting event loop take the GIL between runs' records
+            now = time.perf_counter()
+            if now - yielded > _YIELD_EVERY_S:  # let a waiting event loop take the GIL
+                time.sleep(0)
+                yielded = now
             try:
                 rec.encode_all(run_items, batch, self.blobs)
             except Exception as exc:  # reported by the run, or by the next one
