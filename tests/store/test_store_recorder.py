@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from accord import _crash
 from accord.errors import ConfigError, RunBusyError, StoreError
 from accord.store import SQLiteStore, flush_all
 from accord.store._base import WriteBatch
+from accord.testing import FunctionBackend
 
 
 def _stored_nodes(db: Path) -> list[tuple[str, int]]:
@@ -172,3 +174,31 @@ async def test_each_new_store_gets_every_text_its_calls_refer_to(
         store.close()
         del store
         gc.collect()
+
+
+async def test_async_recording_encodes_and_writes_nothing_on_the_event_loop(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accord.store import _recorder
+
+    threads: list[int] = []
+    encode, write = _recorder.Recorder.encode_all, SQLiteStore.write
+
+    def spy_encode(self: Any, *args: Any) -> None:
+        threads.append(threading.get_ident())
+        encode(self, *args)
+
+    def spy_write(self: Any, batch: WriteBatch) -> None:
+        threads.append(threading.get_ident())
+        write(self, batch)
+
+    monkeypatch.setattr(_recorder.Recorder, "encode_all", spy_encode)
+    monkeypatch.setattr(SQLiteStore, "write", spy_write)
+    big = "x" * 100_000
+    store = SQLiteStore(db)
+    graph = accord.Graph("g").add(accord.Agent("a"), accord.Agent("b")).connect("a", "b")
+    result = await graph.run("task", FunctionBackend(lambda r: big), store=store)
+    store.flush()
+    assert [a.message.text for a in store.activations(result.run_id)] == [big, big]
+    assert threads and threading.get_ident() not in threads  # the writer thread did it all
+    store.close()
