@@ -200,18 +200,18 @@ def begin_resume(
             f"{record.structure_hash}, but graph {graph!r} has structure {structure_hash}: its "
             "nodes, edges or bounds differ. Resume the run with the graph that started it."
         )
+    for a in target.activations(run_id):  # checked before the run is touched
+        payload = a.message.payload
+        if isinstance(payload, StoredPayload):
+            raise ConfigError(
+                f"run {run_id!r} holds messages with payload kind {payload.kind!r}, which no "
+                "Payload class of this process defines, so it cannot be resumed here. Import "
+                "the module that defines it (the graph's own file) before resuming."
+            )
     owner = Owner.me(new_id(128))
     record = target.begin_attempt(run_id, owner)
     try:
         finished = target.activations(run_id)
-        for a in finished:
-            payload = a.message.payload
-            if isinstance(payload, StoredPayload):
-                raise ConfigError(
-                    f"run {run_id!r} holds messages with payload kind {payload.kind!r}, which no "
-                    "Payload class of this process defines, so it cannot be resumed here. Import "
-                    "the module that defines it (the graph's own file) before resuming."
-                )
         cache = ActivationCache({a.message.id: a.message for a in finished})
         scrub = getattr(target, "redact", None)
         recorder = Recorder(target, mode, run_id, record.attempts, owner, None, scrub=scrub)

@@ -239,3 +239,21 @@ async def test_store_rebuilds_growing_prompts_from_deltas(db: Path) -> None:
     [call] = json.loads(raw)
     assert call["request"]["base"] == ["reviser", 1, 0]
     assert len(call["request"]["messages"]) == 2  # its last reply and the new prompt
+
+
+async def test_resume_says_which_payload_class_is_missing(db: Path) -> None:
+    first = await build_graph().run("task", backend(), store=db, durability="sync")
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE activations SET message = json_set(message, '$.payload', json(?)) "
+            "WHERE node = 'critic' AND round = 0",
+            ('{"kind": "myapp.Score", "value": 3}',),
+        )
+    with pytest.raises(ConfigError, match="payload kind 'myapp.Score'.*Import the module"):
+        await build_graph().resume(first.run_id, backend(), store=db)
+    assert open_store(db).get_run(first.run_id).status != "running"  # the lease was given back
+
+
+def test_configure_refuses_something_that_is_not_a_store() -> None:
+    with pytest.raises(ConfigError, match="takes a path or a run store"):
+        accord.configure(store=42)
