@@ -44,6 +44,7 @@ from accord.store._run import (
 from accord.store._schema import SCHEMA_VERSION
 from accord.store._sqlite import SQLiteStore
 from accord.store._trace import trace_html, write_trace
+from accord.store._views import export_json
 
 __all__ = [
     "RunStore",
@@ -70,6 +71,7 @@ __all__ = [
     "ReplayBackend",
     "redact",
     "flush_all",
+    "export_json",
     "trace_html",
     "write_trace",
 ]

@@ -14,8 +14,7 @@ from _scenario import ACTIVATIONS, backend, build_graph, reply, transcript_facts
 import accord
 from accord.backends.base import Request
 from accord.errors import ConfigError, NodeTimeoutError, ScriptExhaustedError
-from accord.store import ReplayBackend, SQLiteStore, open_store
-from accord.store._views import export_json
+from accord.store import ReplayBackend, SQLiteStore, export_json, open_store
 from accord.testing import FunctionBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends"))
