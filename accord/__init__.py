@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from accord._config import configure
 from accord._otel import instrument, uninstrument
 from accord.agents import (
     Agent,
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
         self_consistency,
         vote,
     )
+    from accord.store import open_store
 
 _ENSEMBLE = frozenset(
     {
@@ -152,6 +154,9 @@ __all__ = [
     "CostBudget",
     "RequestBudget",
     "Until",
+    # recording
+    "configure",
+    "open_store",
     # backends
     "Backend",
     "backend",
@@ -174,7 +179,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The ensemble names load accord.ensemble on first use, which keeps `import accord` light.
+    # The ensemble names and open_store load their packages on first use, which keeps
+    # `import accord` light.
+    if name == "open_store":
+        from accord.store import open_store
+
+        return open_store
     if name in _ENSEMBLE:
         import accord.ensemble
 

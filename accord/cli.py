@@ -330,6 +330,14 @@ def run_command(
             graph = build_pattern(
                 target, agents, rounds, temperature=temperature, max_tokens=max_tokens
             )
+            # Recorded with the run: `accord runs resume ID` builds the same graph again.
+            graph.origin = {
+                "pattern": target,
+                "agents": agents,
+                "rounds": rounds,
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+            }
         graph.validate()
         needs_model = model or base_url or not from_file or _needs_model(graph)
         backend_flags = timeout is not None or concurrency is not None or structured is not None
@@ -382,15 +390,18 @@ def _json_result(result: Any) -> dict[str, Any]:
 
 
 async def _run(graph: Any, task: str, backend: Any, max_steps: int | None, live: bool) -> Any:
+    from accord.store import command_store  # the command records its runs (`accord runs`)
+
+    store = command_store()
     # Without --max-steps the graph's own limit applies (a pattern's grows with its size).
     limits: dict[str, Any] = {} if max_steps is None else {"max_steps": max_steps}
     if not live:
-        return await graph.run(task, backend, **limits)
+        return await graph.run(task, backend, store=store, **limits)
     from accord._view import LiveView
 
     with LiveView(graph, console()) as view:
         return await graph.run(
-            task, backend, on_event=view.on_event, stream_tokens=True, **limits
+            task, backend, on_event=view.on_event, stream_tokens=True, store=store, **limits
         )
 
 

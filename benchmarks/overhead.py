@@ -10,7 +10,15 @@ Workloads (see benchmarks/README.md for the figures):
 - many runs: 1000 concurrent runs of the debate graph with 10 ms latency: wall time, peak RSS;
 - many chains: 1000 concurrent 10-node chains (10 ms per model call): wall time and RSS growth per
   run, each side in a fresh interpreter;
-- import: ``import accord`` in a fresh interpreter (and ``import langgraph.graph``).
+- import: ``import accord`` in a fresh interpreter (and ``import langgraph.graph``);
+- recorded: the chain with and without a run store (SQLite, durability "async" and "sync"),
+  runs interleaved, ratio of medians; a store's figure includes writing every record (the time
+  ends when ``store.flush()`` returns), and ``async_returned`` is the time until the last
+  ``graph.run`` returned; LangGraph's chain without and with its SQLite checkpointer
+  (``langgraph-checkpoint-sqlite``, when installed);
+- 100 KB: the chain whose every reply is 100 KB of text, with and without a store: wall time per
+  activation, and the event loop's time per activation spent on recording (the difference), plus
+  LangGraph with a 100 KB state update per step, without and with its checkpointer.
 
 accord's side uses real Agents (template rendering, typed Messages, usage accounting) with events
 on (an event sink collects every event). LangGraph's side uses StateGraph with async nodes and
@@ -100,7 +108,9 @@ async def accord_runs(graph: accord.Graph, backend: FunctionBackend, runs: int) 
     events: list[Any] = []
     start = time.perf_counter()
     for _ in range(runs):
-        await graph.run("task", backend, max_steps=100_000, on_event=events.append, durability="off")
+        await graph.run(
+            "task", backend, max_steps=100_000, on_event=events.append, durability="off"
+        )
         events.clear()
         backend.requests.clear()
     return time.perf_counter() - start
@@ -202,6 +212,167 @@ async def lg_runs(app: Any, runs: int, state: dict[str, Any]) -> float:
     return time.perf_counter() - start
 
 
+async def accord_runs_into(
+    graph: accord.Graph, backend: FunctionBackend, runs: int, **options: Any
+) -> float:
+    """Like :func:`accord_runs`, with ``graph.run`` options (a store, a durability). The time
+    includes writing every record: with a store, it ends once ``store.flush()`` returns."""
+    events: list[Any] = []
+    start = time.perf_counter()
+    for _ in range(runs):
+        await graph.run("task", backend, max_steps=100_000, on_event=events.append, **options)
+        events.clear()
+        backend.requests.clear()
+    _returned.append(time.perf_counter() - start)
+    store = options.get("store")
+    if store is not None:
+        await asyncio.to_thread(store.flush)
+    return time.perf_counter() - start
+
+
+_returned: list[float] = []
+"""Seconds until the last ``graph.run`` of :func:`accord_runs_into` returned (before the flush)."""
+
+
+def lg_chain_payload(n: int, payload: str) -> Any:
+    """LangGraph's chain whose nodes each add ``payload`` (a long text) to the state."""
+    from langgraph.graph import END, START, StateGraph
+
+    g = StateGraph(LGState)
+
+    def make() -> Any:
+        async def node(state: LGState) -> dict[str, list[str]]:
+            return {"log": [payload]}
+
+        return node
+
+    names = [f"n{i}" for i in range(n)]
+    for name in names:
+        g.add_node(name, make())
+    g.add_edge(START, names[0])
+    for a, b in zip(names, names[1:], strict=False):
+        g.add_edge(a, b)
+    g.add_edge(names[-1], END)
+    return g
+
+
+async def lg_runs_checkpointed(graph: Any, runs: int, path: str | None) -> float:
+    """``runs`` runs of an uncompiled LangGraph graph, each a new thread in a SQLite
+    checkpointer at ``path`` (None: no checkpointer)."""
+    if path is None:
+        app = graph.compile()
+        start = time.perf_counter()
+        for _ in range(runs):
+            await app.ainvoke({"log": []}, {"recursion_limit": 100_000})
+        return time.perf_counter() - start
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with AsyncSqliteSaver.from_conn_string(path) as saver:
+        app = graph.compile(checkpointer=saver)
+        start = time.perf_counter()
+        for i in range(runs):
+            config = {"recursion_limit": 100_000, "configurable": {"thread_id": f"t{i}"}}
+            await app.ainvoke({"log": []}, config)
+        return time.perf_counter() - start
+
+
+def _has_lg_sqlite() -> bool:
+    try:
+        import langgraph.checkpoint.sqlite.aio  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def bench_recorded(repeats: int, runs: int) -> dict[str, float]:
+    """The chain without and with a run store, interleaved; ratios of medians (same run)."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="accord-bench-"))
+    g, b = accord_chain(10), instant_backend()
+    modes = {
+        "off": {"durability": "off"},
+        "async": {"store": accord.open_store(folder / "async.db"), "durability": "async"},
+        "sync": {"store": accord.open_store(folder / "sync.db"), "durability": "sync"},
+    }
+    lg_graph = lg_chain_payload(10, "n")
+    lg_modes: dict[str, str | None] = {"lg_off": None}
+    if _has_lg_sqlite():
+        lg_modes["lg_sqlite"] = str(folder / "lg.db")
+    for options in modes.values():
+        asyncio.run(accord_runs_into(g, b, 5, **options))
+    for path in lg_modes.values():
+        asyncio.run(lg_runs_checkpointed(lg_graph, 5, path))
+    samples: dict[str, list[float]] = {k: [] for k in [*modes, "async_returned", *lg_modes]}
+    for _ in range(repeats):
+        for name, options in modes.items():
+            wall = asyncio.run(accord_runs_into(g, b, runs, **options))
+            samples[name].append(wall / (runs * 10) * 1e6)
+            if name == "async":
+                samples["async_returned"].append(_returned[-1] / (runs * 10) * 1e6)
+        for name, path in lg_modes.items():
+            wall = asyncio.run(lg_runs_checkpointed(lg_graph, max(runs // 4, 5), path))
+            samples[name].append(wall / (max(runs // 4, 5) * 10) * 1e6)
+    for options in modes.values():
+        store = options.get("store")
+        if store is not None:
+            store.close()
+    med = {f"{k}_us": statistics.median(v) for k, v in samples.items()}
+    med["async_ratio"] = med["async_us"] / med["off_us"]
+    med["async_returned_ratio"] = med["async_returned_us"] / med["off_us"]
+    med["sync_ratio"] = med["sync_us"] / med["off_us"]
+    if "lg_sqlite_us" in med:
+        med["lg_sqlite_ratio"] = med["lg_sqlite_us"] / med["lg_off_us"]
+    return med
+
+
+def bench_big_payload(repeats: int, runs: int, size: int = 100_000) -> dict[str, float]:
+    """The chain with 100 KB replies, without and with a store: µs per activation, and the
+    loop's time per activation spent on recording (the difference, loop thread CPU time)."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="accord-bench-"))
+    text = ("lorem ipsum dolor sit amet " * (size // 27 + 1))[:size]
+    g = accord_chain(10)
+    b = FunctionBackend(lambda request: text)
+    store = accord.open_store(folder / "big.db")
+    modes = {"off": {"durability": "off"}, "async": {"store": store, "durability": "async"}}
+
+    async def timed(options: dict[str, Any]) -> tuple[float, float]:
+        cpu = time.thread_time()
+        wall = await accord_runs_into(g, b, runs, **options)
+        return wall, time.thread_time() - cpu
+
+    for options in modes.values():
+        asyncio.run(timed(options))
+    walls: dict[str, list[float]] = {k: [] for k in modes}
+    cpus: dict[str, list[float]] = {k: [] for k in modes}
+    for _ in range(repeats):
+        for name, options in modes.items():
+            wall, cpu = asyncio.run(timed(options))
+            walls[name].append(wall / (runs * 10) * 1e6)
+            cpus[name].append(cpu / (runs * 10) * 1e6)
+    store.close()
+    out = {f"{k}_us": statistics.median(v) for k, v in walls.items()}
+    out["loop_off_us"] = statistics.median(cpus["off"])
+    out["loop_async_us"] = statistics.median(cpus["async"])
+    out["loop_recording_us"] = out["loop_async_us"] - out["loop_off_us"]
+    lg_graph = lg_chain_payload(10, text)
+    lg_runs_n = max(runs // 2, 3)
+    lg_paths: dict[str, str | None] = {"lg_off_us": None}
+    if _has_lg_sqlite():
+        lg_paths["lg_sqlite_us"] = str(folder / "lg-big.db")
+    lg: dict[str, list[float]] = {k: [] for k in lg_paths}
+    for _ in range(max(repeats // 2, 1)):
+        for name, path in lg_paths.items():
+            wall = asyncio.run(lg_runs_checkpointed(lg_graph, lg_runs_n, path))
+            lg[name].append(wall / (lg_runs_n * 10) * 1e6)
+    out.update({k: statistics.median(v) for k, v in lg.items()})
+    return out
+
+
 # ------------------------------------------------------------------------------ workloads
 
 
@@ -270,7 +441,9 @@ def bench_many(runs: int) -> dict[str, float]:
 
     async def all_runs() -> float:
         start = time.perf_counter()
-        await asyncio.gather(*(g.run("task", b, max_steps=1000, durability="off") for _ in range(runs)))
+        await asyncio.gather(
+            *(g.run("task", b, max_steps=1000, durability="off") for _ in range(runs))
+        )
         return time.perf_counter() - start
 
     gc.collect()
@@ -325,6 +498,8 @@ def main() -> None:
     show("debate", bench_debate(repeats, max(10, runs // 4)))
     show("scale", bench_scale(max(5, repeats // 2)))
     show("import", bench_import(repeats))
+    show("recorded", bench_recorded(repeats, runs))
+    show("100 KB", bench_big_payload(max(3, repeats // 2), max(5, runs // 20)))
     lg_many = subprocess.run(
         [sys.executable, __file__, "--many-langgraph", str(many)], capture_output=True, text=True
     )

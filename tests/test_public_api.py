@@ -63,6 +63,9 @@ EXPECTED_ALL = [
     "CostBudget",
     "RequestBudget",
     "Until",
+    # recording
+    "configure",
+    "open_store",
     # backends
     "Backend",
     "backend",

@@ -24,12 +24,16 @@ Caveat: validation runs before every run; a graph that fails it makes no model c
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
+import json
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from accord._ids import new_id
 from accord.backends.base import Backend
 from accord.errors import ConfigError, GraphError
 from accord.messages import Message, Payload
@@ -42,8 +46,7 @@ from accord.runtime.termination import Condition
 if TYPE_CHECKING:
     import networkx as nx
 
-    from accord.store._base import RunStore
-    from accord.store._recorder import Durability
+    from accord.store import Durability, RunStore
 
 __all__ = ["Graph", "Edge", "Subgraph"]
 
@@ -126,9 +129,32 @@ class Graph:
         self._exits: tuple[str, ...] | None = None
         self._duplicates: list[str] = []
         self._plan: CompiledGraph | None = None
-        self.source: str | None = None
-        """Where the graph can be loaded again (``FILE.py:NAME``), recorded with its runs so
-        ``accord runs resume ID`` can rebuild it."""
+        self._recording: tuple[CompiledGraph, str, str] | None = None
+        self.origin: dict[str, Any] | None = None
+        """How the graph was made, recorded with its runs so ``accord runs resume ID`` can build
+        it again: ``{"file": "/abs/path.py:NAME"}`` for a graph loaded from a file, or
+        ``{"pattern": NAME, **options}`` for a built-in pattern built by the ``accord``
+        command. None: unknown (``accord runs resume --graph FILE.py:NAME`` then names it)."""
+
+    @property
+    def source(self) -> str | None:
+        """Where the graph can be loaded again (``FILE.py:NAME``), when it came from a file."""
+        origin = self.origin or {}
+        found = origin.get("file")
+        return found if isinstance(found, str) else None
+
+    @source.setter
+    def source(self, value: str | None) -> None:
+        self.origin = {"file": value} if value is not None else None
+
+    def _origin_text(self) -> str | None:
+        """The origin as the store records it: a file's ``PATH:NAME``, else JSON."""
+        origin = self.origin
+        if not origin:
+            return None
+        if set(origin) == {"file"} and isinstance(origin["file"], str):
+            return origin["file"]
+        return json.dumps(origin, sort_keys=True, default=str)
 
     # ------------------------------------------------------------------ building
 
@@ -441,20 +467,25 @@ class Graph:
             run_id: the run's id (default: a new random id).
             on_event: called with every event (see :mod:`accord.runtime.events`).
             stream_tokens: stream model replies as ``token`` events (needs ``on_event``).
-            store: the run store to record into: a path or a ``RunStore`` (default:
-                ``ACCORD_STORE``, else ``./.accord/runs.db``).
-            durability: ``"off"`` (memory only), ``"async"`` (batched writes off the hot path;
-                the default) or ``"sync"`` (each activation is committed before its message is
-                delivered); default ``ACCORD_DURABILITY``, else ``"async"``. A run started inside
-                another run's activation (a subgraph) defaults to ``"off"``.
+            store: the run store to record into: a path or a store from
+                :func:`accord.open_store`. Default: the store set with
+                ``accord.configure(store=...)``, else ``ACCORD_STORE``, else none: the run is not
+                recorded.
+            durability: with a store, ``"async"`` (the default: records are written by the
+                store's writer thread, off the event loop; see "What is recorded where" in the
+                README for what that guarantees) or ``"sync"`` (each activation is committed
+                before its message is delivered, and the run is durable when this returns);
+                ``"off"`` records nothing. Default ``ACCORD_DURABILITY``, else ``"async"``. A run
+                started inside another run's activation (a subgraph) is not recorded unless it
+                names a store.
 
         Raises:
             GraphError: the graph is invalid (nothing ran).
+            ConfigError: a bad argument (a task that is not text, or holds a lone surrogate).
             RunError: a node failed; ``err.result`` holds the partial result.
             StoreError: the run could not be recorded.
         """
-        if not isinstance(task, str):
-            raise ConfigError(f"the task must be a string, not {type(task).__name__}.")
+        _check_task(task)
         if max_steps is None:
             max_steps = self.max_steps or DEFAULT_MAX_STEPS
         if max_steps < 1:
@@ -464,32 +495,45 @@ class Graph:
             from accord.backends import backend as resolve
 
             backend = resolve(backend)
-        if durability is None and store is None and current_context() is not None:
-            durability = "off"  # a nested run: the outer activation's record holds its output
-        if durability != "off" and (durability or os.environ.get("ACCORD_DURABILITY")) != "off":
-            from accord.store._run import resolve_durability, run_recorded
+        if _recording(store, durability):
+            from accord.store import begin_run, drive, resolve_durability, resolve_store
 
+            target = resolve_store(store)
             mode = resolve_durability(durability)
-            if mode != "off":
-                return await run_recorded(
-                    self,
-                    plan,
-                    task,
-                    mode=mode,
-                    store=store,
-                    run_id=run_id or os.urandom(8).hex(),
+            if target is not None and mode != "off":
+                rid = run_id or new_id()
+                structure_hash, topology = self._drawing(plan)
+                recorder = begin_run(
+                    target,
+                    mode,
+                    run_id=rid,
                     given_run_id=run_id is not None,
-                    on_event=on_event,
-                    stream_tokens=stream_tokens,
+                    graph=plan.name,
+                    structure_hash=structure_hash,
+                    origin=self._origin_text(),
+                    task=task,
                     max_steps=max_steps,
-                    default_backend=backend,
-                    until=until,
-                    cache=cache,
+                    topology=topology,
+                )
+                return await drive(
+                    recorder,
+                    execute(
+                        plan,
+                        task,
+                        run_id=rid,
+                        default_backend=backend,
+                        until=until,
+                        max_steps=max_steps,
+                        sink=on_event,
+                        wants_tokens=stream_tokens,
+                        cache=cache,
+                        recorder=recorder,
+                    ),
                 )
         return await execute(
             plan,
             task,
-            run_id=run_id or os.urandom(8).hex(),
+            run_id=run_id or new_id(),
             default_backend=backend,
             until=until,
             max_steps=max_steps,
@@ -520,7 +564,8 @@ class Graph:
         Args:
             run_id: the run to resume (``accord runs list`` shows them).
             backend: the default backend for agents that have none.
-            store: the store holding the run (default as for :meth:`run`).
+            store: the store holding the run (default: ``accord.configure``'s, else
+                ``ACCORD_STORE``, else ``./.accord/runs.db``, where the ``accord`` command records).
             durability: ``"async"`` or ``"sync"`` for the rest of the run (default as for
                 :meth:`run`; ``"off"`` is refused).
             until: a termination condition for the rest of the run.
@@ -532,25 +577,63 @@ class Graph:
             RunBusyError: another live process is executing the run.
             StoreError: the store cannot be read or written.
         """
-        from accord.store._run import resume_recorded
+        from accord._config import configured_store
+        from accord.store import begin_resume, drive, resolve_durability, shared_store
 
-        return await resume_recorded(
-            self,
-            run_id,
-            backend,
-            store=store,
-            durability=durability,
-            until=until,
-            max_steps=max_steps,
-            on_event=on_event,
-            stream_tokens=stream_tokens,
+        if durability == "off":
+            raise ConfigError(
+                "graph.resume() records the run's progress: use durability='async' or 'sync'."
+            )
+        env = os.environ.get("ACCORD_DURABILITY")
+        mode = resolve_durability(durability or (env if env != "off" else None))
+        target = shared_store(store if store is not None else configured_store())
+        plan = self._compile()
+        structure_hash, _ = self._drawing(plan)
+        record, cached, recorder = begin_resume(
+            target, run_id, graph=plan.name, structure_hash=structure_hash, mode=mode
+        )
+        if isinstance(backend, str):
+            from accord.backends import backend as resolve
+
+            backend = resolve(backend)
+        return await drive(
+            recorder,
+            execute(
+                plan,
+                record.task,
+                run_id=run_id,
+                default_backend=backend,
+                until=until,
+                max_steps=max_steps or record.max_steps,
+                sink=on_event,
+                wants_tokens=stream_tokens,
+                cache=cached,
+                recorder=recorder,
+            ),
         )
 
     def run_sync(
         self, task: str, backend: Backend | str | None = None, **options: Any
     ) -> RunResult:
-        """:meth:`run` for code without an event loop (scripts, notebooks without await)."""
-        return asyncio.run(self.run(task, backend, **options))
+        """:meth:`run` for code without an event loop (scripts, notebooks without await).
+
+        Every call from one thread runs on the same event loop (an ``asyncio.Runner`` kept per
+        thread), so backends keep their HTTP clients and connection pools from one call to the
+        next. The loop is closed when the interpreter exits.
+
+        Raises:
+            ConfigError: called from a running event loop (``await graph.run(...)`` there).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise ConfigError(
+                "graph.run_sync() was called inside a running event loop; use "
+                "`await graph.run(...)` there."
+            )
+        return _runner().run(self.run(task, backend, **options))
 
     async def stream(
         self,
@@ -582,6 +665,46 @@ class Graph:
                 runner.cancel()
                 await asyncio.gather(runner, return_exceptions=True)
 
+    def _drawing(self, plan: CompiledGraph) -> tuple[str, str]:
+        """The structure hash and the drawing (nodes and edges as JSON) the store records."""
+        cached = self._recording
+        if cached is not None and cached[0] is plan:
+            return cached[1], cached[2]
+        nodes = [
+            {
+                "name": name,
+                "kind": type(node).__name__,
+                "produces": _type_name(node.produces),
+                "join": node.join,
+            }
+            for name, node in plan.nodes.items()
+        ]
+        edges = [
+            {
+                "src": e.src,
+                "dst": e.dst,
+                "when": e.when is not None,
+                "max_rounds": e.max_rounds,
+                "back": e.back,
+            }
+            for name in plan.order
+            for e in plan.out_edges[name]
+        ]
+        topology = json.dumps(
+            {
+                "name": plan.name,
+                "nodes": nodes,
+                "edges": edges,
+                "entries": list(plan.entries),
+                "exits": sorted(plan.exits),
+            },
+            separators=(",", ":"),
+            default=str,
+        )
+        found = (plan, self.structure_hash(), topology)
+        self._recording = found
+        return found[1], found[2]
+
     # ------------------------------------------------------------------ drawing
 
     def to_mermaid(self) -> str:
@@ -598,6 +721,56 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, nodes={list(self._nodes)}, edges={len(self._edges)})"
+
+
+def _check_task(task: Any) -> None:
+    if not isinstance(task, str):
+        raise ConfigError(f"the task must be a string, not {type(task).__name__}.")
+    if not task.isascii():
+        try:
+            task.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(
+                f"the task holds a lone surrogate ({task[exc.start]!r} at character {exc.start}), "
+                "which is not valid text: it usually comes from decoding bytes with "
+                "errors='surrogateescape' or from half of an emoji. Decode the text properly "
+                "(or replace it: task.encode('utf-8', 'replace').decode())."
+            ) from None
+
+
+def _recording(store: Any, durability: str | None) -> bool:
+    """Whether a run may be recorded (then the store package decides where)."""
+    if durability == "off" or (durability is None and os.environ.get("ACCORD_DURABILITY") == "off"):
+        return False
+    if store is not None:
+        return True
+    if current_context() is not None:
+        return False  # a nested run: the outer activation's record holds its output
+    from accord._config import configured_store
+
+    return configured_store() is not None
+
+
+_local = threading.local()
+_runners: list[asyncio.Runner] = []
+
+
+def _runner() -> asyncio.Runner:
+    """This thread's event loop for :meth:`Graph.run_sync` (closed at exit)."""
+    runner: asyncio.Runner | None = getattr(_local, "runner", None)
+    if runner is None:
+        runner = _local.runner = asyncio.Runner()
+        _runners.append(runner)
+    return runner
+
+
+@atexit.register
+def _close_runners() -> None:
+    while _runners:
+        try:
+            _runners.pop().close()
+        except Exception:  # a loop of another thread, or already closed
+            pass
 
 
 class Subgraph:

@@ -5,11 +5,18 @@ content-addressed ``blobs`` table and are referenced by hash, and a request that
 agent's previous request (its memory of earlier rounds, a re-ask) is stored as a reference to that
 request plus the new messages, so an activation's record holds only its own activation however
 long the history grows.
-Decoding goes through pydantic models and the payload registry: an unknown payload kind raises
-:class:`~accord.errors.StoreDecodeError`, broken JSON :class:`~accord.errors.StoreCorruptError`.
+Decoding goes through pydantic models and the payload registry; a payload kind that no class of
+this process defines decodes to a :class:`StoredPayload` (its kind and fields, for display and
+export), broken JSON raises :class:`~accord.errors.StoreCorruptError`.
 
-Caveat: :func:`redact` runs on every string before it is written, so a message whose text looks
-like a secret (``sk-...``, ``Authorization: ...``) is stored with that part replaced.
+Texts are stored verbatim (a resume must send exactly what the first run sent); an application
+that must scrub its own data passes ``redact=`` to its store. Credentials accord holds itself
+(backend keys, headers, a ``base_url``'s ``user:pass@``) are never part of a record. Pattern
+redaction (:func:`redact`) applies where records leave the store: exports, traces, ``accord runs
+show``, and error texts.
+
+Caveat: text the store cannot encode (a lone surrogate, half an emoji from a server) is stored
+with that character replaced by U+FFFD; the run itself is not affected.
 """
 
 from __future__ import annotations
@@ -20,15 +27,19 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_core import to_json
+from pydantic import ConfigDict, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from accord.backends.base import ChatMessage, Choice, Completion, Request
 from accord.errors import StoreCorruptError, StoreDecodeError
-from accord.messages import Message, Usage
+from accord.messages import Message, Payload, Usage, payload_class
 
 __all__ = [
     "redact",
+    "redact_data",
+    "clean_text",
+    "encode_message",
+    "StoredPayload",
     "dumps",
     "blob_hash",
     "BlobTable",
@@ -54,6 +65,7 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         r"\1\2[REDACTED]",
     ),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1[REDACTED]@"),
 )
 
 
@@ -65,7 +77,7 @@ def redact(text: str) -> str:
         >>> redact('{"authorization": "Bearer abc"} and sk-live-1234567890')
         '{"authorization": "[REDACTED]"} and sk-[REDACTED]'
     """
-    if "sk-" not in text:
+    if "sk-" not in text and "@" not in text:
         low = text.lower()
         if not (
             "authoriz" in low
@@ -78,9 +90,81 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_data(value: Any) -> Any:
+    """``value`` (plain JSON data) with :func:`redact` applied to every string in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(v) for v in value]
+    return value
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _clean_data(value: Any, scrub: Callable[[str], str] | None) -> Any:
+    if isinstance(value, str):
+        return clean_text(scrub(value) if scrub is not None else value)
+    if isinstance(value, dict):
+        return {k: _clean_data(v, scrub) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_data(v, scrub) for v in value]
+    return value
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON of ``value`` (plain data: dicts, lists, str, numbers, None), redacted."""
-    return redact(to_json(value).decode())
+    """Compact JSON of ``value`` (plain data: dicts, lists, str, numbers, None)."""
+    try:
+        return to_json(value).decode()
+    except (PydanticSerializationError, UnicodeError):
+        return to_json(_clean_data(value, None)).decode()
+
+
+def encode_message(message: Message, scrub: Callable[[str], str] | None = None) -> str:
+    """A message as JSON, verbatim (``scrub``, when given, is applied to each of its strings)."""
+    if scrub is None:
+        try:  # the same JSON as message.model_dump_json(), in about half the time
+            u = message.usage
+            payload = message.payload
+            return to_json(
+                {
+                    "id": message.id,
+                    "run_id": message.run_id,
+                    "sender": message.sender,
+                    "recipients": message.recipients,
+                    "text": message.text,
+                    "payload": None if payload is None else message._dump_payload(payload),
+                    "usage": {
+                        "requests": u.requests,
+                        "prompt_tokens": u.prompt_tokens,
+                        "completion_tokens": u.completion_tokens,
+                        "cost": u.cost,
+                    },
+                    "parents": message.parents,
+                    "round": message.round,
+                    "created_at": message.created_at,
+                    "metadata": message.metadata,
+                }
+            ).decode()
+        except (PydanticSerializationError, UnicodeError):
+            pass
+    data = message.model_dump(mode="python")
+    if message.payload is not None:
+        data["payload"] = message._dump_payload(message.payload)
+    return to_json(_clean_data(data, scrub)).decode()
 
 
 def blob_hash(text: str) -> str:
@@ -101,10 +185,10 @@ class BlobTable:
         self._known: dict[str, str] = {}
         self.new: list[tuple[str, str]] = []
 
-    def ref(self, text: str) -> str:
+    def ref(self, text: str, scrub: Callable[[str], str] | None = None) -> str:
         key = self._known.get(text)
         if key is None:
-            clean = redact(text)
+            clean = clean_text(scrub(text) if scrub is not None else text)
             key = blob_hash(clean)
             if len(self._known) >= self.LIMIT:
                 self._known.clear()
@@ -132,7 +216,7 @@ Earlier = dict[str, tuple[CallKey, tuple[ChatMessage, ...]]]
 
 def _encode_request(
     request: Request, ref: Callable[[str], str], at: CallKey, earlier: Earlier
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # texts go to blobs; the rest is small
     out: dict[str, Any] = {"agent": request.agent, "round": request.round}
     messages = request.messages
     keep = 0
@@ -147,9 +231,9 @@ def _encode_request(
     out["messages"] = [[m.role, ref(m.content)] for m in messages[keep:]]
     earlier[request.agent] = (at, messages)
     fields = request.__dict__
-    for key, default in _REQUEST_DEFAULTS.items():
+    for key, default in _REQUEST_DEFAULT_ITEMS:
         value = fields[key]
-        if value != default:
+        if value is not default and value != default:
             out[key] = list(value) if isinstance(value, tuple) else value
     return out
 
@@ -157,6 +241,7 @@ def _encode_request(
 _REQUEST_DEFAULTS: dict[str, Any] = {
     name: field.default for name, field in Request.model_fields.items() if name not in _REQUEST_SKIP
 }
+_REQUEST_DEFAULT_ITEMS = tuple(_REQUEST_DEFAULTS.items())
 
 
 def _encode_completion(completion: Completion, ref: Callable[[str], str]) -> dict[str, Any]:
@@ -181,6 +266,7 @@ def encode_calls(
     node: str,
     round: int,
     earlier: Earlier,
+    scrub: Callable[[str], str] | None = None,
 ) -> str:
     """The model calls of activation (node, round) as JSON, their texts moved to ``blobs``.
 
@@ -189,7 +275,14 @@ def encode_calls(
     come first) and the new messages only, so a record's size does not grow with the history.
     ``earlier`` carries the agents' last requests from one activation of the run to the next.
     """
-    ref = blobs.ref
+
+    if scrub is None:
+        ref: Callable[[str], str] = blobs.ref
+    else:
+
+        def ref(text: str) -> str:
+            return blobs.ref(text, scrub)
+
     return dumps(
         [
             {
@@ -232,14 +325,44 @@ def load_json(text: Any, *, path: str, run_id: str, record: str) -> Any:
         ) from exc
 
 
+class StoredPayload(Payload, kind="accord.stored"):
+    """A stored payload whose class is not defined in this process (the graph's own ``Payload``
+    subclass, read without importing the code that defines it): its kind and its fields, for
+    display and export. ``payload.kind`` is the stored kind; the fields are attributes."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+def generic_payload(kind: str, fields: dict[str, Any]) -> StoredPayload:
+    """A :class:`StoredPayload` of ``kind`` holding ``fields``."""
+    payload = StoredPayload.model_validate(fields)
+    object.__setattr__(payload, "kind", kind)
+    return payload
+
+
 def decode_message(text: Any, *, path: str, run_id: str, record: str) -> Message:
-    """A stored message, validated; payloads come from the registry only.
+    """A stored message, validated; payloads come from the registry only (a kind that no class of
+    this process defines becomes a :class:`StoredPayload`).
 
     Raises:
-        StoreDecodeError: binary data, or a payload kind no class is registered for.
+        StoreDecodeError: binary data.
         StoreCorruptError: broken JSON, or JSON that is not a message.
     """
     data = load_json(text, path=path, run_id=run_id, record=record)
+    payload = data.get("payload") if isinstance(data, dict) else None
+    if isinstance(payload, dict) and isinstance(payload.get("kind"), str):
+        try:
+            payload_class(payload["kind"])
+        except StoreDecodeError:
+            fields = {k: v for k, v in payload.items() if k != "kind"}
+            data = {**data, "payload": None}
+            try:
+                message = Message.model_validate(data)
+            except ValidationError:
+                pass  # reported below
+            else:
+                message.__dict__["payload"] = generic_payload(payload["kind"], fields)
+                return message
     try:
         return Message.model_validate(data)
     except ValidationError as exc:

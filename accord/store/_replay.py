@@ -49,9 +49,9 @@ class ReplayBackend:
         store: RunStore | str | os.PathLike[str] | None = None,
         strict: bool = False,
     ) -> None:
-        from accord.store._run import open_store
+        from accord.store._run import shared_store
 
-        target = open_store(store)
+        target = shared_store(store)
         self.run_id = run_id
         self.name = f"replay:{run_id}"
         self.strict = strict

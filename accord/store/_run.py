@@ -1,14 +1,18 @@
-"""Running and resuming a graph with the run store: what ``Graph.run`` and ``Graph.resume`` call.
+"""Recording and resuming runs: what ``Graph.run`` and ``Graph.resume`` ask of the store.
 
-Settings resolve in this order: durability from the argument, then ``ACCORD_DURABILITY``, then
-``"async"``; the store from the argument (a path or a :class:`RunStore`), then ``ACCORD_STORE``,
-then ``./.accord/runs.db``. Stores opened by path are shared within a process.
+The library records a run only when it has a store: ``store=`` (a path or a store), else the one
+set with ``accord.configure(store=...)``, else ``ACCORD_STORE``; otherwise nothing is recorded.
+Durability comes from ``durability=``, then ``ACCORD_DURABILITY``, then ``"async"``. Stores named
+by a path are opened once per process and shared; a store the user closes leaves that cache.
 
-Resume loads the run's finished activations into an
-:class:`~accord.runtime.ActivationCache` and executes the graph again with the same run id and
-task: cached activations return their stored message without a model call, activations that were
-in flight run again, and because transcripts are deterministic given the outputs, the result
-equals an uninterrupted run's.
+``Graph.run`` builds a :class:`~accord.store._recorder.Recorder` with :func:`begin_run`, hands it
+to the scheduler, and lets :func:`drive` record how the run ended. Resume
+(:func:`begin_resume`) loads the run's finished activations into an
+:class:`~accord.runtime.ActivationCache`: ``Graph.resume`` executes the graph again with the same
+run id and task, cached activations return their stored message without a model call,
+activations that were in flight run again, and because transcripts are deterministic given the
+outputs, the result equals an uninterrupted run's. The store never sees the graph itself: it gets
+the graph's name, structure hash, origin and drawing.
 
 Caveat: a resume is refused when the graph's structure hash differs from the recorded one
 (``ConfigError``) and when another live process holds the run's lease (``RunBusyError``).
@@ -16,38 +20,33 @@ Caveat: a resume is refused when the graph's structure hash differs from the rec
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import threading
 import time
-import uuid
-import weakref
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from accord.backends.base import Backend
-from accord.errors import ConfigError, RunError
-from accord.runtime._plan import CompiledGraph as Plan
-from accord.runtime._scheduler import ActivationCache, EventSink, execute
-from accord.runtime.result import RunResult
-from accord.runtime.termination import Condition
-from accord.store._base import Owner, RunRow, RunStore
-from accord.store._codec import blob_hash, redact
+from accord._ids import new_id
+from accord.errors import ConfigError, RunError, StoreError
+from accord.messages import Usage
+from accord.runtime import ActivationCache, RunResult
+from accord.store._base import Owner, RunRecord, RunRow, RunStore
+from accord.store._codec import StoredPayload, blob_hash
 from accord.store._recorder import Durability, Recorder
 from accord.store._sqlite import SQLiteStore
-
-if TYPE_CHECKING:
-    from accord.graphs._graph import Graph
 
 __all__ = [
     "DEFAULT_STORE",
     "resolve_durability",
     "open_store",
-    "run_recorded",
-    "resume_recorded",
-    "GraphInfo",
-    "graph_info",
+    "shared_store",
+    "resolve_store",
+    "command_store",
+    "begin_run",
+    "begin_resume",
+    "drive",
 ]
 
 DEFAULT_STORE = Path(".accord") / "runs.db"
@@ -70,209 +69,186 @@ def resolve_durability(value: str | None) -> Durability:
     return mode  # type: ignore[return-value]
 
 
+def open_store(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    redact: Callable[[str], str] | None = None,
+    synchronous: Any = "NORMAL",
+) -> SQLiteStore:
+    """Open the SQLite run store at ``path`` (default ``ACCORD_STORE``, else ``./.accord/runs.db``).
+
+    The store is yours: close it with ``store.close()``, or use it as a context manager
+    (``with`` / ``async with accord.open_store(path) as store:``), which writes what its writer
+    holds, stops the writer thread and closes the file.
+
+    Args:
+        path: the database file (created with its folders when missing).
+        redact: a function applied to every text before it is stored (see ``SQLiteStore``).
+        synchronous: ``"NORMAL"`` (the default) or ``"FULL"``.
+
+    Raises:
+        StoreError: the path cannot hold a store (a folder, a parent that is a file, read-only).
+        StoreCorruptError, StoreVersionError: the file cannot be used (it is not changed).
+    """
+    raw = path if path is not None else os.environ.get("ACCORD_STORE") or DEFAULT_STORE
+    return SQLiteStore(Path(raw), redact=redact, synchronous=synchronous)
+
+
 _stores: dict[str, SQLiteStore] = {}
 _stores_lock = threading.Lock()
 
 
-def open_store(store: RunStore | str | os.PathLike[str] | None = None) -> RunStore:
-    """The store to record into: ``store`` itself, or the SQLite store at a path (shared).
+def shared_store(store: RunStore | str | os.PathLike[str] | None = None) -> RunStore:
+    """``store`` itself, or the SQLite store at a path, opened once per process and shared
+    (None: ``ACCORD_STORE``, else ``./.accord/runs.db``).
 
     Raises:
-        StoreCorruptError, StoreVersionError: the file cannot be used (it is not changed).
+        StoreError: ``store`` is a closed store, or the path cannot hold a store.
     """
     if store is not None and not isinstance(store, str | os.PathLike):
+        if getattr(store, "closed", False):
+            raise StoreError(
+                f"the run store {store.location} is closed. Open it again with "
+                "accord.open_store(path), or pass the path."
+            )
         return store
     raw = store if store is not None else os.environ.get("ACCORD_STORE") or DEFAULT_STORE
     key = str(Path(raw).expanduser().absolute())
     with _stores_lock:
         found = _stores.get(key)
-        if found is None:
+        if found is None or found.closed:
             found = _stores[key] = SQLiteStore(key)
         return found
 
 
-@dataclass(frozen=True, slots=True)
-class GraphInfo:
-    """What a run row records about its graph."""
-
-    structure_hash: str
-    topology: str
-    topology_key: str
-
-
-_infos: weakref.WeakKeyDictionary[Any, tuple[Plan, GraphInfo]] = weakref.WeakKeyDictionary()
+def forget(store: RunStore) -> None:
+    """Drop a closed store from the cache of :func:`shared_store`."""
+    with _stores_lock:
+        for key, found in list(_stores.items()):
+            if found is store:
+                del _stores[key]
 
 
-def graph_info(graph: Graph, plan: Plan) -> GraphInfo:
-    """The structure hash and drawing (JSON) of ``graph``, cached while its plan stays the same."""
-    cached = _infos.get(graph)
-    if cached is not None and cached[0] is plan:
-        return cached[1]
-    nodes = [
-        {
-            "name": name,
-            "kind": type(node).__name__,
-            "produces": node.produces.__name__ if node.produces is not None else "text",
-            "join": node.join,
-        }
-        for name, node in plan.nodes.items()
-    ]
-    edges = [
-        {
-            "src": e.src,
-            "dst": e.dst,
-            "when": e.when is not None,
-            "max_rounds": e.max_rounds,
-            "back": e.back,
-        }
-        for name in plan.order
-        for e in plan.out_edges[name]
-    ]
-    topology = json.dumps(
-        {
-            "name": plan.name,
-            "nodes": nodes,
-            "edges": edges,
-            "entries": list(plan.entries),
-            "exits": sorted(plan.exits),
-        },
-        separators=(",", ":"),
-    )
-    info = GraphInfo(graph.structure_hash(), topology, blob_hash(redact(topology)))
-    _infos[graph] = (plan, info)
-    return info
+def resolve_store(store: RunStore | str | os.PathLike[str] | None) -> RunStore | None:
+    """The store a run records into (see module docstring); None: nothing is recorded."""
+    if store is None:
+        from accord._config import configured_store
+
+        store = configured_store()
+        if store is None:
+            return None
+    return shared_store(store)
 
 
-def _combine(first: EventSink | None, second: EventSink) -> EventSink:
-    if first is None:
-        return second
-
-    def both(event: Any) -> None:
-        first(event)
-        second(event)
-
-    return both
+def command_store() -> Path:
+    """The store the ``accord`` command records into and reads: ``ACCORD_STORE``, else
+    ``./.accord/runs.db``."""
+    return Path(os.environ.get("ACCORD_STORE") or DEFAULT_STORE)
 
 
-async def _execute(
-    recorder: Recorder, plan: Plan, task: str, on_event: EventSink | None, **options: Any
-) -> RunResult:
-    try:
-        result = await execute(
-            plan, task, sink=_combine(on_event, recorder.event), recorder=recorder, **options
+def begin_run(
+    target: RunStore,
+    mode: Durability,
+    *,
+    run_id: str,
+    given_run_id: bool,
+    graph: str,
+    structure_hash: str,
+    origin: str | None,
+    task: str,
+    max_steps: int,
+    topology: str,
+) -> Recorder:
+    """The recorder of a new run (called on the event loop that will execute it).
+
+    Raises:
+        ConfigError: ``run_id`` was given and the store already holds a run with that id.
+    """
+    if given_run_id and target.has_run(run_id):
+        raise ConfigError(
+            f"run {run_id!r} is already in the run store {target.location}. Resume it with "
+            f"graph.resume({run_id!r}), or give the new run another run_id."
         )
+    row = RunRow(
+        run_id=run_id,
+        graph=graph,
+        structure_hash=structure_hash,
+        graph_source=origin,
+        task=task,
+        started_at=time.time(),
+        max_steps=max_steps,
+        topology=blob_hash(topology),
+    )
+    scrub = getattr(target, "redact", None)
+    return Recorder(target, mode, run_id, 1, Owner.me(new_id(128)), row, topology, scrub=scrub)
+
+
+def begin_resume(
+    target: RunStore, run_id: str, *, graph: str, structure_hash: str, mode: Durability
+) -> tuple[RunRecord, ActivationCache, Recorder]:
+    """Take run ``run_id``'s lease: its record, its finished activations and a recorder.
+
+    Raises:
+        ConfigError: no such run, the graph's structure differs, or a stored payload's class is
+            not defined in this process.
+        RunBusyError: another live process holds the run.
+    """
+    record = target.get_run(run_id)
+    if record.structure_hash != structure_hash:
+        raise ConfigError(
+            f"run {run_id!r} was recorded with graph {record.graph!r} of structure "
+            f"{record.structure_hash}, but graph {graph!r} has structure {structure_hash}: its "
+            "nodes, edges or bounds differ. Resume the run with the graph that started it."
+        )
+    for a in target.activations(run_id):  # checked before the run is touched
+        payload = a.message.payload
+        if isinstance(payload, StoredPayload):
+            raise ConfigError(
+                f"run {run_id!r} holds messages with payload kind {payload.kind!r}, which no "
+                "Payload class of this process defines, so it cannot be resumed here. Import "
+                "the module that defines it (the graph's own file) before resuming."
+            )
+    owner = Owner.me(new_id(128))
+    record = target.begin_attempt(run_id, owner)
+    try:
+        finished = target.activations(run_id)
+        cache = ActivationCache({a.message.id: a.message for a in finished})
+        scrub = getattr(target, "redact", None)
+        recorder = Recorder(target, mode, run_id, record.attempts, owner, None, scrub=scrub)
     except BaseException:
-        await recorder.aclose(raise_errors=False)
-        try:
-            recorder.store.release(recorder.run_id, recorder.owner.token)
-        except Exception:  # the original error matters more
-            pass
+        target.release(run_id, owner.token)
         raise
+    return record, cache, recorder
+
+
+async def drive(recorder: Recorder, run: Awaitable[RunResult]) -> RunResult:
+    """Await ``run`` and record how it ended: completed or stopped, failed (any exception, with
+    the partial result's usage) or cancelled.
+
+    Raises:
+        StoreError: the run could not be recorded (``err.result`` holds its result).
+    """
+    try:
+        result = await run
+    except BaseException as exc:
+        partial = getattr(exc, "result", None)
+        usage = partial.usage if isinstance(partial, RunResult) else Usage()
+        duration = partial.duration_s if isinstance(partial, RunResult) else 0.0
+        if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+            recorder.end("cancelled", "cancelled", usage, duration)
+        else:
+            recorder.end("failed", str(exc) or type(exc).__name__, usage, duration)
+        await recorder.aclose(raise_errors=False)
+        if recorder.mode == "sync" and recorder.error is not None:
+            try:
+                recorder.store.release(recorder.run_id, recorder.owner.token)
+            except Exception:  # the original error matters more
+                pass
+        raise
+    recorder.end(result.status, result.stop_reason, result.usage, result.duration_s)
     try:
         await recorder.aclose()
     except RunError as exc:
         exc.result = result
         raise
     return result
-
-
-async def run_recorded(
-    graph: Graph,
-    plan: Plan,
-    task: str,
-    *,
-    mode: Durability,
-    store: RunStore | str | os.PathLike[str] | None,
-    run_id: str,
-    given_run_id: bool,
-    on_event: EventSink | None,
-    stream_tokens: bool,
-    max_steps: int,
-    **options: Any,
-) -> RunResult:
-    """Execute ``plan`` on ``task`` and record it (``Graph.run`` with durability on)."""
-    target = open_store(store)
-    if given_run_id and target.has_run(run_id):
-        raise ConfigError(
-            f"run {run_id!r} is already in the run store {target.location}. Resume it with "
-            f"graph.resume({run_id!r}), or give the new run another run_id."
-        )
-    info = graph_info(graph, plan)
-    row = RunRow(
-        run_id=run_id,
-        graph=plan.name,
-        structure_hash=info.structure_hash,
-        graph_source=getattr(graph, "source", None),
-        task=redact(task),
-        started_at=time.time(),
-        max_steps=max_steps,
-        topology=info.topology_key,
-    )
-    recorder = Recorder(target, mode, run_id, 1, Owner.me(uuid.uuid4().hex), row, info.topology)
-    return await _execute(
-        recorder,
-        plan,
-        task,
-        on_event,
-        run_id=run_id,
-        max_steps=max_steps,
-        wants_tokens=stream_tokens and on_event is not None,
-        **options,
-    )
-
-
-async def resume_recorded(
-    graph: Graph,
-    run_id: str,
-    backend: Backend | str | None = None,
-    *,
-    store: RunStore | str | os.PathLike[str] | None = None,
-    durability: str | None = None,
-    until: Condition | None = None,
-    max_steps: int | None = None,
-    on_event: EventSink | None = None,
-    stream_tokens: bool = False,
-) -> RunResult:
-    """Resume run ``run_id`` of ``graph`` from the store (``Graph.resume``; see module docstring)."""
-    if durability == "off":
-        raise ConfigError(
-            "graph.resume() records the run's progress: use durability='async' or 'sync'."
-        )
-    env = os.environ.get("ACCORD_DURABILITY")
-    mode = resolve_durability(durability or (env if env != "off" else None))
-    target = open_store(store)
-    record = target.get_run(run_id)
-    plan = graph._compile()
-    info = graph_info(graph, plan)
-    if record.structure_hash != info.structure_hash:
-        raise ConfigError(
-            f"run {run_id!r} was recorded with graph {record.graph!r} of structure "
-            f"{record.structure_hash}, but graph {plan.name!r} has structure "
-            f"{info.structure_hash}: its nodes, edges or bounds differ. Resume the run with the "
-            "graph that started it."
-        )
-    if isinstance(backend, str):
-        from accord.backends import backend as resolve
-
-        backend = resolve(backend)
-    owner = Owner.me(uuid.uuid4().hex)
-    record = target.begin_attempt(run_id, owner)
-    try:
-        finished = target.activations(run_id)
-        cache = ActivationCache({a.message.id: a.message for a in finished})
-        recorder = Recorder(target, mode, run_id, record.attempts, owner, None)
-    except BaseException:
-        target.release(run_id, owner.token)
-        raise
-    return await _execute(
-        recorder,
-        plan,
-        record.task,
-        on_event,
-        run_id=run_id,
-        default_backend=backend,
-        until=until,
-        max_steps=max_steps or record.max_steps,
-        wants_tokens=stream_tokens and on_event is not None,
-        cache=cache,
-    )

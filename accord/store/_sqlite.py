@@ -6,6 +6,10 @@ the header and again through a read-only connection (newer than this accord:
 :class:`~accord.errors.StoreVersionError`), and ``PRAGMA quick_check``. Only then is the file
 opened for writing, switched to WAL and migrated. Every statement is parameterised.
 
+A store is a resource: ``store.close()`` (or leaving ``with``/``async with``) writes what its
+writer thread holds, stops that thread and closes the file; a closed store is dropped from every
+process-wide cache and refuses further use.
+
 Caveat: with ``synchronous="NORMAL"`` (the default) a committed write survives the process being
 killed at any moment; surviving an OS crash or power loss needs ``synchronous="FULL"``.
 """
@@ -13,12 +17,14 @@ killed at any moment; surviving an OS crash or power loss needs ``synchronous="F
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Literal
 
 from accord import _crash
@@ -37,6 +43,7 @@ __all__ = ["SQLiteStore"]
 
 _SYNC = {"NORMAL": "PRAGMA synchronous=NORMAL", "FULL": "PRAGMA synchronous=FULL"}
 _QUICK_CHECK_LIMIT = 256 * 1024 * 1024
+_WRITABLE = "Point ACCORD_STORE (or store=) at a file in a writable folder, or run without a store."
 
 
 class SQLiteStore(SQLiteReads):
@@ -46,11 +53,16 @@ class SQLiteStore(SQLiteReads):
         path: the database file; created (with its folder) when missing.
         synchronous: ``"NORMAL"`` or ``"FULL"`` (see the caveat above).
         timeout_s: how long a write waits for another process's transaction.
+        redact: the application's own scrubber, applied to every text (task, messages, prompts,
+            replies) before it is stored. A resume then sends the scrubbed texts.
 
     Raises:
         StoreCorruptError: the file is not an SQLite database, not an accord store, or damaged.
         StoreVersionError: the store was written by a newer accord.
+        StoreError: the path is a folder, its parent is a file, or it cannot be written.
     """
+
+    closed: bool = False
 
     def __init__(
         self,
@@ -58,26 +70,129 @@ class SQLiteStore(SQLiteReads):
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         timeout_s: float = 30.0,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         if synchronous not in _SYNC:
             raise ConfigError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}.")
+        if redact is not None and not callable(redact):
+            raise ConfigError("redact= takes a function from text to text (or None).")
         self.path = Path(path).expanduser().absolute()
         self.location = str(self.path)
         self.timeout_s = timeout_s
+        self.redact = redact
         self._lock = threading.RLock()
+        self._check_path()
         if self.path.exists() and self.path.stat().st_size > 0:
             self._check_existing()
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._errors():
             self._conn = sqlite3.connect(
                 self.location, timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(_SYNC[synchronous])
-            self._migrate()
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(_SYNC[synchronous])
+                self._migrate()
+            except BaseException:
+                self._conn.close()
+                raise
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Write what the store's writer thread holds, stop it, and close the file.
+
+        Idempotent. The store is dropped from accord's caches (and from
+        ``accord.configure(store=...)``); using it afterwards raises ``StoreError``.
+        """
+        if self.closed:
+            return
+        from accord import _config
+        from accord.store import _recorder, _run
+
+        _recorder.stop_writer(self)
+        with self._lock:
+            self.closed = True
+            self._conn.close()
+        _run.forget(self)
+        _config.forget(self)
+
+    def flush(self) -> None:
+        """Block until every record handed to this store's writer is written.
+
+        Raises:
+            StoreError: the writer failed to write something since the last check.
+        """
+        from accord.store import _recorder
+
+        _recorder.settle(self, None)
+        error = _recorder.take_error(self)
+        if error is not None:
+            if isinstance(error, StoreError):
+                raise error
+            raise StoreError(f"the run store {self.location} failed to write: {error}") from error
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> SQLiteStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.close)
+
+    def _settle(self) -> None:
+        """Before a read: wait for this process's writers of this file (see _recorder)."""
+        from accord.store import _recorder
+
+        if _recorder._writers:
+            _recorder.settle(self)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreError(
+                f"the run store {self.location} is closed. Open it again with "
+                "accord.open_store(path)."
+            )
 
     # ---------------------------------------------------------------- opening
+
+    def _check_path(self) -> None:
+        path = self.path
+        if path.is_dir():
+            raise StoreError(
+                f"the run store path {self.location} is a folder. Give a file path, such as "
+                f"{self.location}/runs.db."
+            )
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise StoreError(
+                        f"cannot create the run store {self.location}: {parent} is a file, not a "
+                        "folder. Choose a path whose folders are folders (or move that file)."
+                    )
+                break
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder of the run store {self.location} ({exc.strerror}). "
+                + _WRITABLE
+            ) from exc
 
     def _check_existing(self) -> None:
         with open(self.path, "rb") as f:
@@ -136,8 +251,9 @@ class SQLiteStore(SQLiteReads):
                 for target in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in MIGRATIONS[target]:
                         conn.execute(statement)
-                if version < SCHEMA_VERSION:
-                    conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
+                # written even when unchanged: a store that cannot be written fails here, at
+                # open, not at a run's first record
+                conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -147,8 +263,26 @@ class SQLiteStore(SQLiteReads):
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except sqlite3.ProgrammingError as exc:
+            if self.closed:
+                raise StoreError(
+                    f"the run store {self.location} is closed. Open it again with "
+                    "accord.open_store(path)."
+                ) from exc
+            raise StoreError(f"the run store {self.location} failed: {exc}") from exc
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise StoreError(
+                    f"the run store {self.location} cannot be written ({exc.strerror}). "
+                    + _WRITABLE
+                ) from exc
+            raise StoreError(f"the run store {self.location} failed: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             text = str(exc)
+            if "readonly" in text or "read-only" in text or "unable to open" in text:
+                raise StoreError(
+                    f"the run store {self.location} cannot be written ({text}). " + _WRITABLE
+                ) from exc
             if any(w in text for w in ("malformed", "not a database", "corrupt")):
                 raise StoreCorruptError(
                     f"the run store {self.location} is damaged ({text}). Restore it from a copy "
@@ -164,6 +298,7 @@ class SQLiteStore(SQLiteReads):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._check_open()
         with self._lock, self._errors():
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -286,11 +421,6 @@ class SQLiteStore(SQLiteReads):
         """Give up the lease held under ``token``."""
         with self._transaction() as conn:
             conn.execute("DELETE FROM leases WHERE run_id = ? AND token = ?", (run_id, token))
-
-    def close(self) -> None:
-        """Close the connection (a writer thread must be flushed first)."""
-        with self._lock:
-            self._conn.close()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.location!r})"

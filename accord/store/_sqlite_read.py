@@ -1,7 +1,7 @@
 """The reading half of :class:`~accord.store.SQLiteStore`: runs, activations, events, texts.
 
 Every record is decoded through :mod:`accord.store._codec` (JSON only, payloads from the
-registry), so a damaged or hostile row raises ``StoreCorruptError`` or ``StoreDecodeError`` naming
+registry, unknown payload kinds as ``StoredPayload``), so a damaged or hostile row raises ``StoreCorruptError`` or ``StoreDecodeError`` naming
 the run and the record instead of a ``KeyError`` or a ``JSONDecodeError``.
 
 Caveat: a mixin: the class using it provides ``location``, ``_lock``, ``_conn`` and ``_errors``.
@@ -57,7 +57,12 @@ class SQLiteReads:
     _conn: sqlite3.Connection
     _errors: Callable[[], contextlib.AbstractContextManager[None]]
 
+    _settle: Callable[[], None]
+    _check_open: Callable[[], None]
+
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        self._check_open()
+        self._settle()
         with self._lock, self._errors():
             return self._conn.execute(sql, params).fetchall()
 

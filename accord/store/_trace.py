@@ -5,7 +5,8 @@ its Content-Security-Policy forbids any fetch) draws the graph with the nodes th
 a timeline with one lane per agent (each activation's start, duration, tokens and cost), every
 message's text in an expandable block, and the run's usage totals. The run's data is embedded as
 JSON in a ``<script type="application/json">`` element, escaped so that no text from a model can
-close the element; the script inserts every text with ``textContent``, never as HTML.
+close the element; the script inserts every text with ``textContent``, never as HTML. Texts are
+shown with anything that looks like a secret redacted and terminal control sequences removed.
 
 Caveat: the graph layout is computed here (layers along forward edges from the entries), not by a
 layout engine, so very wide graphs get long rows.
@@ -18,7 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from accord._terminal import plain
 from accord.store._base import RunStore
+from accord.store._codec import clean_text, redact
 from accord.store._views import load_view
 
 __all__ = ["trace_html", "write_trace", "layout"]
@@ -117,8 +120,20 @@ def _data(store: RunStore, run_id: str) -> dict[str, Any]:
     }
 
 
+def _shown(value: Any) -> Any:
+    """Every string of ``value`` as the page shows it: secrets redacted, control sequences and
+    lone surrogates removed."""
+    if isinstance(value, str):
+        return plain(clean_text(redact(value)))
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shown(v) for v in value]
+    return value
+
+
 def _embed(data: dict[str, Any]) -> str:
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(_shown(data), ensure_ascii=False, separators=(",", ":"))
     return (
         text.replace("&", "\\u0026")
         .replace("<", "\\u003c")

@@ -14,6 +14,7 @@ from typing import Any
 
 from accord.messages import Message, Usage
 from accord.store._base import ActivationRecord, RunRecord, RunStore
+from accord.store._codec import clean_text, redact
 
 __all__ = ["RunView", "load_view", "transcript_of", "export_json"]
 
@@ -75,47 +76,64 @@ def _usage(u: Usage) -> dict[str, Any]:
     return u.model_dump(mode="json")
 
 
+def _exported(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(redact(value))
+    if isinstance(value, dict):
+        return {k: _exported(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_exported(v) for v in value]
+    return value
+
+
 def export_json(store: RunStore, run_id: str) -> dict[str, Any]:
-    """Everything stored about a run as plain JSON data (secrets were removed when written)."""
+    """Everything stored about a run as plain JSON data, with anything that looks like a secret
+    (``sk-...``, ``Authorization: ...``, ``api_key=...``, ``user:pass@`` in a URL) redacted.
+
+    Payloads whose class this process does not define are exported with their stored kind and
+    fields."""
     view = load_view(store, run_id, calls=True)
     r = view.record
-    return {
-        "run": {
-            "run_id": r.run_id,
-            "graph": r.graph,
-            "structure_hash": r.structure_hash,
-            "graph_source": r.graph_source,
-            "task": r.task,
-            "status": r.status,
-            "stop_reason": r.stop_reason,
-            "started_at": r.started_at,
-            "finished_at": r.finished_at,
-            "duration_s": r.duration_s,
-            "usage": _usage(r.usage),
-            "max_steps": r.max_steps,
-            "attempts": r.attempts,
-            "topology": r.topology,
-        },
-        "usage_by_agent": {k: _usage(v) for k, v in view.usage_by_agent.items()},
-        "transcript": [m.model_dump(mode="json") for m in view.transcript],
-        "activations": [
-            {
-                "node": a.node,
-                "round": a.round,
-                "inputs": list(a.inputs),
-                "message_id": a.message.id,
-                "started_at": a.started_at,
-                "duration_s": a.duration_s,
-                "attempt": a.attempt,
-                "calls": [
-                    {
-                        "request": req.model_dump(mode="json"),
-                        "response": resp.model_dump(mode="json"),
-                    }
-                    for req, resp in a.calls
-                ],
-            }
-            for a in view.activations
-        ],
-        "events": store.events(run_id),
-    }
+    data: dict[str, Any] = _exported(
+        {
+            "run": {
+                "run_id": r.run_id,
+                "graph": r.graph,
+                "structure_hash": r.structure_hash,
+                "graph_source": r.graph_source,
+                "task": r.task,
+                "status": r.status,
+                "stop_reason": r.stop_reason,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "duration_s": r.duration_s,
+                "usage": _usage(r.usage),
+                "max_steps": r.max_steps,
+                "attempts": r.attempts,
+                "topology": r.topology,
+            },
+            "usage_by_agent": {k: _usage(v) for k, v in view.usage_by_agent.items()},
+            "transcript": [m.model_dump(mode="json") for m in view.transcript],
+            "activations": [
+                {
+                    "node": a.node,
+                    "round": a.round,
+                    "inputs": list(a.inputs),
+                    "message_id": a.message.id,
+                    "started_at": a.started_at,
+                    "duration_s": a.duration_s,
+                    "attempt": a.attempt,
+                    "calls": [
+                        {
+                            "request": req.model_dump(mode="json"),
+                            "response": resp.model_dump(mode="json"),
+                        }
+                        for req, resp in a.calls
+                    ],
+                }
+                for a in view.activations
+            ],
+            "events": store.events(run_id),
+        }
+    )
+    return data

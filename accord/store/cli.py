@@ -4,8 +4,12 @@ Wire it into the ``accord`` command with :func:`register`. Every command takes `
 (default ``ACCORD_STORE``, else ``./.accord/runs.db``). Exit codes: 0 success, 2 a usage error
 (unknown run id, bad option, a graph that does not match the run), 1 a run or store error.
 
-Caveat: ``runs resume`` imports the graph's Python file (``--graph FILE:VAR``, or the source the
-run recorded), which runs that file's top-level code.
+Everything printed that accord did not write (tasks, messages, errors) has secrets redacted,
+terminal control sequences removed and rich markup escaped.
+
+Caveat: ``runs resume`` imports the graph's Python file (``--graph FILE:VAR``, or the file the
+run recorded), which runs that file's top-level code; a run of a built-in pattern is rebuilt from
+the pattern and options it recorded.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from typing import Any, NoReturn
 
 import typer
 
+from accord._terminal import console, plain, safe
 from accord.errors import AccordError, ConfigError, UsageError
 from accord.store._base import RunStore
-from accord.store._run import open_store
+from accord.store._codec import redact
+from accord.store._run import command_store, shared_store
 from accord.store._trace import write_trace
 from accord.store._views import export_json, load_view
 
@@ -42,13 +48,23 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(exc: AccordError) -> NoReturn:
-    typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+    typer.echo(f"error: {type(exc).__name__}: {_shown(str(exc))}", err=True)
     raise typer.Exit(2 if isinstance(exc, UsageError) else 1)
+
+
+def _shown(text: str) -> str:
+    """Text accord did not write, for plain output: secrets redacted, control sequences gone."""
+    return plain(redact(text))
+
+
+def _rich(text: str) -> str:
+    """The same for rich output with markup on (markup escaped)."""
+    return safe(redact(text))
 
 
 def _store(path: Path | None) -> RunStore:
     try:
-        return open_store(path)
+        return shared_store(path if path is not None else command_store())
     except AccordError as exc:
         _fail(exc)
 
@@ -84,7 +100,6 @@ def list_runs(
 ) -> None:
     """List the runs in the store, newest first."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     target = _store(store)
@@ -106,21 +121,20 @@ def list_runs(
         table.add_column(name, justify="right", no_wrap=True)
     for r in records:
         table.add_row(
-            r.run_id,
-            r.graph,
+            _rich(r.run_id),
+            _rich(r.graph),
             r.status,
             _when(r.started_at),
             str(r.activations),
             str(r.usage.total_tokens),
             f"${r.usage.cost:.4f}",
         )
-    Console().print(table)
+    console().print(table)
 
 
 @runs_app.command("show")
 def show(run_id: str, store: Path | None = StoreOption) -> None:
     """Show a run: its transcript and a usage table."""
-    from rich.console import Console
     from rich.panel import Panel
     from rich.table import Table
 
@@ -130,22 +144,25 @@ def show(run_id: str, store: Path | None = StoreOption) -> None:
     except AccordError as exc:
         _fail(exc)
     r = view.record
-    console = Console()
-    console.print(
-        f"[bold]run {r.run_id}[/bold]  graph {r.graph} ({r.structure_hash})  status {r.status}"
-        f"  attempts {r.attempts}  started {_when(r.started_at)}",
-        markup=True,
-        highlight=False,
+    out = console()
+    out.print(
+        f"[bold]run {_rich(r.run_id)}[/bold]  graph {_rich(r.graph)} ({_rich(r.structure_hash)})"
+        f"  status {_rich(r.status)}  attempts {r.attempts}  started {_when(r.started_at)}"
     )
     if r.stop_reason:
-        console.print(f"stop reason: {r.stop_reason}", markup=False)
-    console.print(Panel(r.task, title="task"))
+        out.print(f"stop reason: {_rich(r.stop_reason)}")
+    out.print(Panel(_rich(r.task), title="task"))
     for m in view.transcript:
-        console.print(Panel(m.text, title=f"{m.sender} · round {m.round}", title_align="left"))
+        title = f"{_rich(m.sender)} · round {m.round}"
+        out.print(Panel(_rich(m.text), title=title, title_align="left"))
     table = Table("agent", "requests", "prompt tokens", "completion tokens", "cost")
     for agent, u in view.usage_by_agent.items():
         table.add_row(
-            agent, str(u.requests), str(u.prompt_tokens), str(u.completion_tokens), f"${u.cost:.4f}"
+            _rich(agent),
+            str(u.requests),
+            str(u.prompt_tokens),
+            str(u.completion_tokens),
+            f"${u.cost:.4f}",
         )
     u = r.usage
     table.add_row(
@@ -156,17 +173,26 @@ def show(run_id: str, store: Path | None = StoreOption) -> None:
         f"${u.cost:.4f}",
         style="bold",
     )
-    console.print(table)
+    out.print(table)
 
 
 @runs_app.command("resume")
 def resume(
     run_id: str,
     graph: str | None = typer.Option(
-        None, "--graph", help="FILE.py:VAR of the graph (default: the source the run recorded)."
+        None,
+        "--graph",
+        help="FILE.py:NAME of the graph (default: the file or pattern the run recorded).",
     ),
-    backend: str | None = typer.Option(
-        None, "--backend", help="Default backend ('provider:model') for agents without one."
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="as for `accord run`: 'openai:NAME', 'hf:HUB_ID' or 'hf:./folder' (default: "
+        "$ACCORD_MODEL or the default model), for agents without a backend of their own",
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
     ),
     durability: str | None = typer.Option(None, help="'async' or 'sync'."),
     store: Path | None = StoreOption,
@@ -174,30 +200,88 @@ def resume(
     """Finish a run that stopped or crashed: stored activations are not run again."""
     target = _store(store)
     try:
-        spec = graph or target.get_run(run_id).graph_source
-        if not spec:
+        record = target.get_run(run_id)  # an unknown id is reported before a model loads
+        g = graph_of_run(target, run_id, graph)
+        if g.structure_hash() != record.structure_hash:
             raise ConfigError(
-                f"run {run_id!r} did not record where its graph is defined. Give it with "
-                "--graph path/to/file.py:variable."
+                f"run {run_id!r} was recorded with graph {record.graph!r} of structure "
+                f"{record.structure_hash}, but the graph given has structure "
+                f"{g.structure_hash()}: its nodes, edges or bounds differ. Resume the run with "
+                "the graph that started it (--graph FILE.py:NAME)."
             )
-        g = load_graph(spec)
-        result = asyncio.run(g.resume(run_id, backend, store=target, durability=durability))
+        backend = _backend(g, model, base_url)
+        result = _run_async(g.resume(run_id, backend, store=target, durability=durability))
     except AccordError as exc:
         _fail(exc)
-    typer.echo(f"run {result.run_id} {result.status}: {result.text}")
+    typer.echo(f"run {_shown(result.run_id)} {result.status}: {_shown(result.text)}")
+
+
+def graph_of_run(target: RunStore, run_id: str, spec: str | None) -> Any:
+    """The graph to resume run ``run_id`` with: ``spec`` (``FILE.py:NAME``), else the file or the
+    built-in pattern (with its options) the run recorded.
+
+    Raises:
+        ConfigError: the run recorded neither and no ``spec`` was given, or the origin is broken.
+    """
+    if spec:
+        return load_graph(spec)
+    origin = target.get_run(run_id).graph_source
+    if not origin:
+        raise ConfigError(
+            f"run {run_id!r} did not record how its graph was made (it was started from Python "
+            "without graph.origin). Name the graph's file: accord runs resume "
+            f"{run_id} --graph path/to/file.py:NAME."
+        )
+    if not origin.startswith("{"):
+        return load_graph(origin)
+    try:
+        options = json.loads(origin)
+        pattern = options.pop("pattern")
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise ConfigError(
+            f"run {run_id!r} recorded an origin accord cannot read ({origin[:200]!r}). Name the "
+            f"graph's file with --graph FILE.py:NAME."
+        ) from exc
+    if "file" in options:
+        return load_graph(str(options["file"]))
+    from accord.cli import build_pattern
+
+    try:
+        g = build_pattern(pattern, **options)
+    except TypeError as exc:
+        raise ConfigError(
+            f"run {run_id!r} was made by pattern {pattern!r} with options {options}, which this "
+            f"accord cannot build again ({exc})."
+        ) from exc
+    g.origin = {"pattern": pattern, **options}
+    return g
+
+
+def _backend(graph: Any, model: str | None, base_url: str | None) -> Any:
+    from accord.cli import _needs_model, resolve_model
+
+    from_file = bool(getattr(graph, "source", None))
+    if model or base_url or not from_file or _needs_model(graph):
+        return resolve_model(model, base_url)
+    return None
+
+
+def _run_async(coro: Any) -> Any:
+    return asyncio.run(coro)
 
 
 @runs_app.command("export")
 def export(
     run_id: str,
-    as_json: bool = typer.Option(False, "--json", help="Export as JSON (the only format)."),
+    as_json: bool = typer.Option(
+        True, "--json", help="Export as JSON (the only format, and the default)."
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not to stdout."),
     store: Path | None = StoreOption,
 ) -> None:
-    """Export everything stored about a run (secrets were removed when it was recorded)."""
-    if not as_json:
-        typer.echo("error: choose a format: --json", err=True)
-        raise typer.Exit(2)
+    """Export everything stored about a run as JSON (anything that looks like a secret is
+    redacted)."""
+    del as_json  # JSON is the only format; --json is accepted for scripts that pass it
     target = _store(store)
     try:
         data = export_json(target, run_id)
@@ -222,4 +306,4 @@ def trace(
         path = write_trace(target, run_id, html)
     except AccordError as exc:
         _fail(exc)
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {_shown(str(path))}")

@@ -10,6 +10,8 @@ from accord.errors import ConfigError
 from accord.graphs.patterns import DebateRound, extract_answer
 from accord.testing import ScriptedBackend
 
+pytestmark = pytest.mark.usefixtures("store_mode")
+
 
 def _last_prompt(backend: ScriptedBackend, agent: str) -> str:
     return [r for r in backend.requests if r.agent == agent][-1].messages[-1].content

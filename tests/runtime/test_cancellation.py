@@ -13,7 +13,7 @@ from accord.backends.base import Request
 from accord.errors import NodeTimeoutError
 from accord.testing import FunctionBackend
 
-pytestmark = pytest.mark.usefixtures("no_real_backends")
+pytestmark = pytest.mark.usefixtures("no_real_backends", "store_mode")
 
 
 class HangingModel:

@@ -11,7 +11,7 @@ from accord.errors import ProviderUnavailableError
 from accord.runtime import Event, report_retry
 from accord.testing import FunctionBackend, ScriptedBackend
 
-pytestmark = pytest.mark.usefixtures("no_real_backends")
+pytestmark = pytest.mark.usefixtures("no_real_backends", "store_mode")
 
 EVENTS = TypeAdapter(list[Event])
 

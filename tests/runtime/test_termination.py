@@ -14,7 +14,7 @@ from accord.messages import Usage
 from accord.runtime import Condition, RunSnapshot
 from accord.testing import FunctionBackend, ScriptedBackend
 
-pytestmark = pytest.mark.usefixtures("no_real_backends")
+pytestmark = pytest.mark.usefixtures("no_real_backends", "store_mode")
 
 
 def _ping_pong() -> accord.Graph:

@@ -127,7 +127,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     model = backend(args.seed, args.calls, args.delay)
     if args.command == "run":
         result = await graph.run(
-            "write a limerick",
+            args.task,
             model,
             run_id=args.run_id,
             store=args.store,
@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--durability", default="sync")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--task", default="write a limerick")
     args = parser.parse_args(argv)
     summary = asyncio.run(_main(args))
     if args.out:
@@ -173,6 +174,7 @@ def spawn(
     out: Path | None = None,
     crash_at: str | None = None,
     wait: bool = True,
+    task: str = "write a limerick",
 ) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
     """Run ``tests/store/_scenario.py`` in a fresh interpreter (see its docstring)."""
     env = {k: v for k, v in os.environ.items() if k != "ACCORD_CRASH_AT"}
@@ -194,6 +196,8 @@ def spawn(
         durability,
         "--delay",
         str(delay),
+        "--task",
+        task,
     ]
     if out is not None:
         args += ["--out", str(out)]

@@ -1,7 +1,7 @@
 """Fixtures for the run-store tests: a store file under ``tmp_path`` and the scenario subprocess.
 
-Every test passes its store explicitly (nothing here touches ``./.accord``); the root conftest
-sets ``ACCORD_DURABILITY=off``, so a test that records says so with ``durability=``.
+Every test passes its store explicitly (nothing here touches ``./.accord``): the library records
+only into a store it is given.
 """
 
 from __future__ import annotations

@@ -112,6 +112,38 @@ def test_resume_after_sigkill_equals_the_uninterrupted_run(
     _check_database(db)
 
 
+SECRET_TASK = "review this config: api_key: demo123, Authorization: Bearer tok-42"
+
+
+@pytest.mark.parametrize("durability", ["sync", "async"])
+def test_resume_of_a_task_that_looks_like_a_secret_equals_the_uninterrupted_run(
+    tmp_path: Path, durability: str
+) -> None:
+    golden = asyncio.run(
+        build_graph().run(SECRET_TASK, backend(), run_id="crashrun", durability="off")
+    )
+    db, calls, out = tmp_path / "runs.db", tmp_path / "calls.log", tmp_path / "out.json"
+    crashed = spawn(
+        "run",
+        store=db,
+        run_id="crashrun",
+        calls=calls,
+        durability=durability,
+        delay=0.03 if durability == "async" else 0.0,
+        crash_at="before_model_call:node=critic:round=1",
+        task=SECRET_TASK,
+    )
+    assert isinstance(crashed, subprocess.CompletedProcess)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert _stored(db)  # some activations were stored before the crash
+    resumed = spawn("resume", store=db, run_id="crashrun", calls=calls, out=out)
+    assert isinstance(resumed, subprocess.CompletedProcess)
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "completed"
+    assert result["transcript"] == transcript_facts(golden.transcript)
+
+
 def test_two_processes_write_runs_into_one_store_at_once(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     SQLiteStore(db).close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from _scenario import ACTIVATIONS, backend, build_graph
 import accord
 from accord import _crash
 from accord.errors import ConfigError, RunBusyError, StoreError
-from accord.store import SQLiteStore
+from accord.store import SQLiteStore, flush_all
 from accord.store._base import WriteBatch
+from accord.testing import FunctionBackend
 
 
 def _stored_nodes(db: Path) -> list[tuple[str, int]]:
@@ -48,14 +50,19 @@ async def test_async_writes_a_long_run_while_it_runs(db: Path) -> None:
         "task", backend(delay=0.15), store=db, durability="async"
     )
     assert seen and ("a", 0) in seen[0]  # handed to the writer thread during the run
-    assert sorted(_stored_nodes(db)) == [("a", 0), ("b", 0), ("probe", 0)]
     assert SQLiteStore(db).get_run(result.run_id).status == "completed"
+    assert sorted(_stored_nodes(db)) == [("a", 0), ("b", 0), ("probe", 0)]
 
 
-async def test_async_short_run_is_durable_when_run_returns(db: Path) -> None:
+async def test_async_short_run_is_readable_when_run_returns_and_durable_after_flush(
+    db: Path,
+) -> None:
     seen: list[list[tuple[str, int]]] = []
-    result = await _probe_graph(db, seen).run("task", backend(), store=db, durability="async")
+    store = SQLiteStore(db)
+    result = await _probe_graph(db, seen).run("task", backend(), store=store, durability="async")
     assert seen == [[]]  # nothing written during a run shorter than the hand-off interval
+    assert len(store.activations(result.run_id)) == 3  # a read waits for the writer
+    store.flush()
     assert len(_stored_nodes(db)) == 3
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM runs").fetchone() == ("completed",)
@@ -72,14 +79,24 @@ class _FailingStore(SQLiteStore):
         super().write(batch)
 
 
-@pytest.mark.parametrize("durability", ["async", "sync"])
-async def test_a_failed_write_raises_store_error_with_the_result(db: Path, durability: str) -> None:
+async def test_a_failed_sync_write_raises_store_error_with_the_result(db: Path) -> None:
     with pytest.raises(StoreError, match="disk full") as info:
-        await build_graph().run("task", backend(), store=_FailingStore(db), durability=durability)
+        await build_graph().run("task", backend(), store=_FailingStore(db), durability="sync")
     assert info.value.result is not None
-    if durability == "async":  # the run itself finished; only its records are missing
-        assert info.value.result.status == "completed"
-        assert len(info.value.result.transcript) == ACTIVATIONS
+
+
+async def test_a_failed_async_write_is_raised_by_flush_and_by_the_next_run(db: Path) -> None:
+    store = _FailingStore(db)
+    result = await build_graph().run("task", backend(), store=store, durability="async")
+    assert result.status == "completed" and len(result.transcript) == ACTIVATIONS
+    with pytest.raises(StoreError, match="disk full"):
+        store.flush()
+    await build_graph().run("task", backend(), store=store, durability="async")
+    flush_all()  # the writer has met the failure (and keeps it for the next run)
+    with pytest.raises(StoreError, match="disk full") as info:
+        await build_graph().run("task", backend(), store=store, durability="async")
+    assert info.value.result is not None and info.value.result.status == "completed"
+    store.close()
 
 
 async def test_two_resumes_at_once_only_one_proceeds(db: Path) -> None:
@@ -157,3 +174,31 @@ async def test_each_new_store_gets_every_text_its_calls_refer_to(
         store.close()
         del store
         gc.collect()
+
+
+async def test_async_recording_encodes_and_writes_nothing_on_the_event_loop(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accord.store import _recorder
+
+    threads: list[int] = []
+    encode, write = _recorder.Recorder.encode_all, SQLiteStore.write
+
+    def spy_encode(self: Any, *args: Any) -> None:
+        threads.append(threading.get_ident())
+        encode(self, *args)
+
+    def spy_write(self: Any, batch: WriteBatch) -> None:
+        threads.append(threading.get_ident())
+        write(self, batch)
+
+    monkeypatch.setattr(_recorder.Recorder, "encode_all", spy_encode)
+    monkeypatch.setattr(SQLiteStore, "write", spy_write)
+    big = "x" * 100_000
+    store = SQLiteStore(db)
+    graph = accord.Graph("g").add(accord.Agent("a"), accord.Agent("b")).connect("a", "b")
+    result = await graph.run("task", FunctionBackend(lambda r: big), store=store)
+    store.flush()
+    assert [a.message.text for a in store.activations(result.run_id)] == [big, big]
+    assert threads and threading.get_ident() not in threads  # the writer thread did it all
+    store.close()

@@ -7,7 +7,6 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from _scenario import ACTIVATIONS, backend, build_graph, reply, transcript_facts
@@ -15,7 +14,7 @@ from _scenario import ACTIVATIONS, backend, build_graph, reply, transcript_facts
 import accord
 from accord.backends.base import Request
 from accord.errors import ConfigError, NodeTimeoutError, ScriptExhaustedError
-from accord.store import ReplayBackend, SQLiteStore, open_store
+from accord.store import ReplayBackend, SQLiteStore, export_json, open_store
 from accord.testing import FunctionBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends"))
@@ -53,21 +52,38 @@ def test_run_with_durability_off_writes_nothing(db: Path) -> None:
     assert not db.exists()
 
 
-async def test_run_defaults_come_from_the_environment(
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+async def test_run_records_nothing_without_a_store_and_where_one_is_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ACCORD_STORE", raising=False)
     monkeypatch.delenv("ACCORD_DURABILITY", raising=False)
-    result = await build_graph().run("task", backend())
-    assert open_store(tmp_path / ".accord" / "runs.db").get_run(result.run_id).status == "completed"
+    await build_graph().run("task", backend())
+    assert _names(tmp_path) == []  # the library writes no ./.accord by default
     monkeypatch.setenv("ACCORD_STORE", str(tmp_path / "env.db"))
     monkeypatch.setenv("ACCORD_DURABILITY", "sync")
     result = await build_graph().run("task", backend())
     assert open_store(tmp_path / "env.db").has_run(result.run_id)
+    monkeypatch.delenv("ACCORD_STORE")
+    async with accord.open_store(tmp_path / "configured.db") as store:
+        accord.configure(store=store)
+        try:
+            result = await build_graph().run("task", backend())
+            assert store.has_run(result.run_id)
+        finally:
+            accord.configure(store=None)
+    result = await build_graph().run("task", backend())
+    assert [n for n in _names(tmp_path) if n.endswith(".db")] == [
+        "configured.db",
+        "env.db",
+    ]
     monkeypatch.setenv("ACCORD_DURABILITY", "sometimes")
     with pytest.raises(ConfigError, match="ACCORD_DURABILITY='sometimes'"):
-        await build_graph().run("task", backend())
+        await build_graph().run("task", backend(), store=tmp_path / "x.db")
 
 
 async def test_run_refuses_a_run_id_already_in_the_store(db: Path) -> None:
@@ -174,33 +190,32 @@ def _store_bytes(db: Path) -> bytes:
     return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
 
 
-async def test_store_never_holds_the_api_key_or_authorization_header(
+async def test_store_never_holds_the_backends_key_but_keeps_the_task_verbatim(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    leak = f"Authorization: Bearer {CANARY_KEY}; api_key={CANARY_KEY}"
+    task = "use api_key: demo123 and Authorization: Bearer user-token-1"
 
-    def echo(request: Any) -> Reply:
-        return Reply.json(completion(f"the server saw {leak}"))
-
-    async with FaultServer(default=echo) as server:
+    async with FaultServer(default=lambda request: Reply.json(completion("done"))) as server:
         from accord.backends.openai import OpenAIBackend
 
         model = OpenAIBackend("m", base_url=server.base_url, api_key=CANARY_KEY)
         graph = accord.Graph("leaky")
         graph.add(accord.Agent("a"), accord.Agent("b"))
         graph.connect("a", "b")
-        result = await graph.run(f"use the key {CANARY_KEY}", model, store=db, durability="sync")
+        result = await graph.run(task, model, store=db, durability="sync")
         assert result.status == "completed"
     assert all(r.headers.get("authorization") == f"Bearer {CANARY_KEY}" for r in server.requests)
     raw = _store_bytes(db)
-    assert CANARY_KEY.encode() not in raw
-    assert b"Bearer sk-" not in raw
-    assert b"sk-[REDACTED]" in raw
-    exported = json.dumps([a.message.text for a in open_store(db).activations(result.run_id)])
-    assert CANARY_KEY not in exported
+    assert CANARY_KEY.encode() not in raw  # accord's own credentials are never recorded
+    assert b"Bearer " + CANARY_KEY.encode() not in raw
+    store = open_store(db)
+    assert store.get_run(result.run_id).task == task  # what resume sends again, verbatim
+    exported = json.dumps(export_json(store, result.run_id))
+    assert "demo123" not in exported and "user-token-1" not in exported
+    assert "[REDACTED]" in exported
 
 
 async def test_store_rebuilds_growing_prompts_from_deltas(db: Path) -> None:
@@ -224,3 +239,21 @@ async def test_store_rebuilds_growing_prompts_from_deltas(db: Path) -> None:
     [call] = json.loads(raw)
     assert call["request"]["base"] == ["reviser", 1, 0]
     assert len(call["request"]["messages"]) == 2  # its last reply and the new prompt
+
+
+async def test_resume_says_which_payload_class_is_missing(db: Path) -> None:
+    first = await build_graph().run("task", backend(), store=db, durability="sync")
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE activations SET message = json_set(message, '$.payload', json(?)) "
+            "WHERE node = 'critic' AND round = 0",
+            ('{"kind": "myapp.Score", "value": 3}',),
+        )
+    with pytest.raises(ConfigError, match="payload kind 'myapp.Score'.*Import the module"):
+        await build_graph().resume(first.run_id, backend(), store=db)
+    assert open_store(db).get_run(first.run_id).status != "running"  # the lease was given back
+
+
+def test_configure_refuses_something_that_is_not_a_store() -> None:
+    with pytest.raises(ConfigError, match="takes a path or a run store"):
+        accord.configure(store=42)

@@ -17,7 +17,7 @@ from accord.errors import (
     StoreDecodeError,
     StoreVersionError,
 )
-from accord.store import SCHEMA_VERSION, SQLiteStore
+from accord.store import SCHEMA_VERSION, SQLiteStore, StoredPayload
 from accord.store._base import ActivationRow, WriteBatch
 
 
@@ -107,16 +107,22 @@ def test_sqlite_store_never_unpickles_a_binary_record(db: Path, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("kind", ["os.system", "builtins.eval", "NoSuchPayload"])
-def test_sqlite_store_refuses_an_unregistered_payload_kind(db: Path, kind: str) -> None:
+def test_sqlite_store_reads_an_unregistered_payload_kind_as_data_without_importing(
+    db: Path, kind: str, tmp_path: Path
+) -> None:
     store = _recorded(db)
+    canary = tmp_path / "x"
     with sqlite3.connect(db) as conn:
         conn.execute(
             "UPDATE activations SET message = json_set(message, '$.payload', json(?)) "
             "WHERE node = 'critic' AND round = 0",
-            (f'{{"kind": "{kind}", "command": "touch /tmp/x"}}',),
+            (f'{{"kind": "{kind}", "command": "touch {canary}"}}',),
         )
-    with pytest.raises(StoreDecodeError, match="unknown payload kind"):
-        store.activations("r1")
+    found = {(a.node, a.round): a.message.payload for a in store.activations("r1")}
+    payload = found[("critic", 0)]
+    assert isinstance(payload, StoredPayload)
+    assert payload.kind == kind and payload.model_dump() == {"command": f"touch {canary}"}
+    assert not canary.exists()
 
 
 def test_sqlite_store_reports_a_truncated_record_as_corrupt(db: Path) -> None:

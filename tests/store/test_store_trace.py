@@ -15,7 +15,6 @@ from _scenario import backend, build_graph
 
 import accord
 from accord.store import SQLiteStore, trace_html, write_trace
-from accord.store._run import graph_info
 from accord.store._trace import layout
 from accord.testing import FunctionBackend
 
@@ -53,7 +52,7 @@ def test_trace_page_keeps_hostile_text_inside_its_data(db: Path) -> None:
 
 def test_trace_layout_puts_each_node_after_its_forward_predecessors() -> None:
     g = build_graph()
-    topology = json.loads(graph_info(g, g._compile()).topology)
+    topology = json.loads(g._drawing(g._compile())[1])
     placed = layout(topology)
     assert placed["planner"][0] == 0
     assert placed["a"][0] == placed["b"][0] == 1
