@@ -176,11 +176,15 @@ class RunManager:
         """
         self.closing = True
         runners = [r.runner for r in self.active.values() if r.runner is not None]
-        if not runners:
-            return
-        _, pending = await asyncio.wait(runners, timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-            log.warning("serve_runs_cancelled_at_shutdown", runs=len(pending))
+        if runners:
+            _, pending = await asyncio.wait(runners, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+                log.warning("serve_runs_cancelled_at_shutdown", runs=len(pending))
+        # uvicorn re-raises SIGTERM after shutdown, so no atexit hook runs: make what the runs
+        # recorded ("async" durability) durable now.
+        from accord.store import flush_all
+
+        await asyncio.to_thread(flush_all)
