@@ -48,18 +48,28 @@ class Usage(BaseModel):
     """Tokens generated."""
     cost: float = 0.0
     """Cost in US dollars, from the backend's price table (0 when unknown)."""
+    by_model: tuple[tuple[str, Usage], ...] = ()
+    """Per model, when one call ran several (cooperative decoding): ``(name, usage)`` pairs."""
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: Usage) -> Usage:
+        by_model: tuple[tuple[str, Usage], ...] = getattr(self, "by_model", ())
+        theirs: tuple[tuple[str, Usage], ...] = getattr(other, "by_model", ())
+        if theirs:
+            merged = dict(by_model)
+            for name, usage in theirs:
+                merged[name] = merged[name] + usage if name in merged else usage
+            by_model = tuple(merged.items())
         return construct(
             Usage,
             requests=self.requests + other.requests,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost=self.cost + other.cost,
+            by_model=by_model,
         )
 
 
