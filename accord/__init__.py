@@ -74,6 +74,9 @@ if TYPE_CHECKING:
         self_consistency,
         vote,
     )
+    from accord.decoding import Contrastive, ProxyTuned, Speculative
+
+_DECODING = frozenset({"Speculative", "Contrastive", "ProxyTuned"})
 
 _ENSEMBLE = frozenset(
     {
@@ -131,6 +134,10 @@ __all__ = [
     "self_consistency",
     "VoteNode",
     "Candidates",
+    # cooperative decoding
+    "Speculative",
+    "Contrastive",
+    "ProxyTuned",
     # messages
     "Message",
     "Payload",
@@ -173,4 +180,8 @@ def __getattr__(name: str) -> Any:
         import accord.ensemble
 
         return getattr(accord.ensemble, name)
+    if name in _DECODING:  # loaded on first use, like the ensembles
+        import accord.decoding
+
+        return getattr(accord.decoding, name)
     raise AttributeError(f"module 'accord' has no attribute {name!r}")

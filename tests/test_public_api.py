@@ -44,6 +44,10 @@ EXPECTED_ALL = [
     "self_consistency",
     "VoteNode",
     "Candidates",
+    # cooperative decoding
+    "Speculative",
+    "Contrastive",
+    "ProxyTuned",
     # messages
     "Message",
     "Payload",
@@ -112,7 +116,7 @@ def test_backend_unknown_prefix_suggests_the_closest_name() -> None:
     err = info.value
     assert str(err) == (
         "unknown backend 'opneai:gpt-4o-mini'. Did you mean 'openai:gpt-4o-mini'? "
-        "Known prefixes: 'hf', 'openai'."
+        "Known prefixes: 'contrastive', 'hf', 'openai', 'proxy', 'speculative'."
     )
     assert err.name == "opneai:gpt-4o-mini"
     assert err.known == ("hf", "openai")
