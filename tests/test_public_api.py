@@ -119,7 +119,7 @@ def test_backend_unknown_prefix_suggests_the_closest_name() -> None:
         "Known prefixes: 'contrastive', 'hf', 'openai', 'proxy', 'speculative'."
     )
     assert err.name == "opneai:gpt-4o-mini"
-    assert err.known == ("hf", "openai")
+    assert err.known == ("contrastive", "hf", "openai", "proxy", "speculative")
     assert isinstance(err, UsageError)
 
 
