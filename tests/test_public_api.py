@@ -128,7 +128,7 @@ def test_backend_unknown_prefix_without_close_match_lists_known_prefixes() -> No
         accord.backend("zzz:model")
 
     assert "Did you mean" not in str(info.value)
-    assert "Known prefixes: 'hf', 'openai'." in str(info.value)
+    assert "Known prefixes: 'contrastive', 'hf', 'openai', 'proxy', 'speculative'." in str(info.value)
 
 
 def test_backend_name_without_prefix_raises_config_error() -> None:
