@@ -59,6 +59,9 @@ __all__ = ["HFBackend", "HFStats", "DecodeState"]
 log = get_logger(__name__)
 
 T = TypeVar("T")
+_LOADING = threading.Lock()
+"""``from_pretrained`` is not thread-safe (it patches module-level state while it builds a
+model), so models load one at a time, even when several backends load at once."""
 Prompt = str | Sequence[int]
 """A prompt for the logits operations: text (encoded with no special tokens added) or token ids."""
 
@@ -154,13 +157,15 @@ class HFBackend(QueuedBackend):
         with self._load_lock:
             if self._loaded is None:
                 started = time.perf_counter()
-                self._loaded = load(
-                    self._source,
-                    device=self.device,
-                    dtype=self.dtype,
-                    revision=self._revision,
-                    trust_remote_code=self._trust_remote_code,
-                )
+                with _LOADING:
+                    loaded = load(
+                        self._source,
+                        device=self.device,
+                        dtype=self.dtype,
+                        revision=self._revision,
+                        trust_remote_code=self._trust_remote_code,
+                    )
+                self._loaded = loaded
                 log.info(
                     "hf_model_loaded",
                     model=self.model,

@@ -237,6 +237,10 @@ class CooperativeBackend(QueuedBackend):
         )
         self._checked = False
         self._check_lock = threading.Lock()
+        self.batches = 0
+        """Batches run (fewer than :attr:`requests` means concurrent requests shared passes)."""
+        self.requests = 0
+        """Requests that reached a batch."""
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{r}={m.name!r}" for r, m in zip(self.roles, self.models, strict=True))
@@ -334,6 +338,8 @@ class CooperativeBackend(QueuedBackend):
         if not rows:
             return outcomes
         batch = Batch(self, loaded, rows)
+        self.batches += 1
+        self.requests += len({id(row.item) for row in rows})
         try:
             self._decode(batch)
         except Exception as exc:

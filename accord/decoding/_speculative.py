@@ -16,7 +16,8 @@ The target's cache keeps the accepted tokens only (rejected positions become hol
 round. With ``adaptive=True`` the draft length follows acceptance, as transformers' "heuristic"
 schedule does: +2 after a round whose proposals were all accepted (up to ``max_k``), -1 after
 one with a rejection, down to 0, where the target decodes alone and a 1-token draft is tried
-every ``probe`` rounds. A bad draft then costs little. :attr:`Speculative.stats` counts rounds,
+every ``probe`` rounds; the length carries over to the next batch. A bad draft then costs
+little. :attr:`Speculative.stats` counts rounds,
 proposals and accepted tokens.
 
 Caveat: both models must share one tokenizer (checked at first use); a batch shares one draft
@@ -121,6 +122,7 @@ class Speculative(CooperativeBackend):
         self.probe = probe
         self.name = name or f"speculative:{self.models[0].name}+{self.models[1].name}"
         self.stats = SpeculativeStats()
+        self._k_now = k
 
     def _next_k(self, k: int, full: bool) -> int:
         if not self.adaptive:
@@ -135,10 +137,11 @@ class Speculative(CooperativeBackend):
         stats.draft_forwards += 1
         pend_t: list[list[int]] = [[] for _ in rows]
         pend_d: list[list[int]] = [[] for _ in rows]
-        k, idle = self.k, 0
+        k, idle = (self._k_now if self.adaptive else self.k), 0
         while True:
             live = batch.live
             if not live:
+                self._k_now = k
                 return
             here = set(live)
             size = k
