@@ -3,7 +3,8 @@
 The character tokenizer makes text and tokens correspond one to one, so comparing texts compares
 tokens. ``target`` is a random 2-layer Llama; ``close`` is the target with its second layer's
 output projections scaled by 0.5 (it agrees with the target often, not always); ``stranger`` is
-an unrelated 1-layer Llama; ``other_vocab`` has a different tokenizer.
+an unrelated 1-layer Llama; ``other_vocab`` has a different tokenizer (bytes), as has ``long``,
+whose greedy text runs to ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             root / "other", byte_tokenizer(chat_template=None), layers=1, seed=1, **SHAPE
         ),
     }
+    out["long"] = save_tiny_llama(  # near-uniform: greedy repeats one token, never ends early
+        root / "long", byte_tokenizer(chat_template=None), layers=2, seed=3, hidden=64, heads=4
+    )
     close = tiny_llama(tokenizer, layers=2, seed=0, **SHAPE)
     with torch.no_grad():
         layer = close.model.layers[1]
