@@ -5,11 +5,13 @@ A cooperative decoder (:class:`~accord.decoding.Speculative`, :class:`~accord.de
 (:class:`~accord.backends.hf.HFBackend`) that share one tokenizer. Requests are queued and
 batched exactly as ``HFBackend`` batches them (:class:`~accord.backends._hf_queue.QueuedBackend`;
 every request may join every batch, since each row samples with its own settings and generator).
-A batch runs in the decoder's own coordinating thread: it renders and tokenizes each prompt with
-the first model's tokenizer (its chat template, or the text as it is without one), and drives the
-models through :class:`~accord.decoding._rows.ModelRows`, each forward pass submitted to that
-model's worker thread (several models' passes of one step run at once). The event loop never runs
-a forward pass.
+A batch runs on the first model's worker thread (the target, expert or base): it renders and
+tokenizes each prompt with that model's tokenizer (its chat template, or the text as it is without
+one) and drives the models through :class:`~accord.decoding._rows.ModelRows`: the first model's
+passes run right there, every other model's pass is submitted to that model's worker thread
+(several models' passes of one step run at once). The event loop never runs a forward pass, and
+a model never runs two passes at once. Caveat: while a batch runs, other work for the first model
+(plain ``HFBackend`` requests to it) waits for the batch to end.
 
 A :class:`Row` ends at an end-of-sequence token, a stop string, its ``max_tokens``, the end of the
 context, or when its caller goes away (checked every step); streaming rows get their text as it
@@ -26,7 +28,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -128,8 +130,7 @@ class Batch:
 
     def on_models(self, calls: Sequence[tuple[int, Callable[[], T]]]) -> list[T]:
         """Run each ``(model index, fn)`` on that model's worker thread, all at once; wait."""
-        futures = [self.owner.models[i].submit(fn) for i, fn in calls]
-        return [f.result() for f in futures]
+        return self.owner.on_models([(self.owner.models[i], fn) for i, fn in calls])
 
     def start(self, models: Sequence[int] | None = None) -> None:
         """Feed the prompts to every model (concurrently) and keep their states."""
@@ -197,6 +198,17 @@ class Batch:
         return not row.done
 
 
+class _LeadThread(Executor):
+    """Runs a batch on the first model's worker thread (whatever executor it has now)."""
+
+    def __init__(self, lead: Any) -> None:
+        self.lead = lead
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = self.lead.submit(lambda: fn(*args, **kwargs))
+        return future
+
+
 def _head_size(loaded: Loaded) -> int:
     head = loaded.model.get_output_embeddings()
     return int(head.weight.shape[0]) if head is not None else len(loaded.tokenizer)
@@ -231,7 +243,7 @@ class CooperativeBackend(QueuedBackend):
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
         self.max_new_tokens = max_new_tokens
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accord-coop")
+        self._executor = _LeadThread(self.models[0])
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher] = (
             weakref.WeakKeyDictionary()
         )
@@ -266,9 +278,19 @@ class CooperativeBackend(QueuedBackend):
                     )
             self._checked = True
 
+    def on_models(self, calls: Sequence[tuple[Any, Callable[[], T]]]) -> list[T]:
+        """Run each ``(model, fn)`` on that model's worker thread, all at once, and wait.
+
+        The batch runs on the first model's worker thread, so its calls run inline (no thread
+        hop); the others are submitted to their threads first, so they overlap with it.
+        """
+        lead = self.models[0]
+        futures = {i: model.submit(fn) for i, (model, fn) in enumerate(calls) if model is not lead}
+        inline = {i: fn() for i, (model, fn) in enumerate(calls) if model is lead}
+        return [inline[i] if i in inline else futures[i].result() for i in range(len(calls))]
+
     def _load_all(self) -> list[Loaded]:
-        futures = [m.submit(m._ensure_loaded) for m in self.models]
-        loaded = [f.result() for f in futures]
+        loaded = self.on_models([(m, m._ensure_loaded) for m in self.models])
         self._check(loaded)
         return loaded
 
@@ -286,9 +308,7 @@ class CooperativeBackend(QueuedBackend):
         return str(self.models[0].chat_prompt(messages))
 
     def close(self) -> None:
-        """Stop the coordinating thread (the models stay loaded; close them separately)."""
-        self._executor.shutdown(wait=True)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accord-coop")
+        """Forget the request queues (the models stay loaded; close them separately)."""
         self._batchers = weakref.WeakKeyDictionary()
 
     def _decode(self, batch: Batch) -> None:  # pragma: no cover - abstract

@@ -35,7 +35,9 @@ class ModelRows:
 
     def __init__(self, loaded: Loaded, prompts: Sequence[Sequence[int]]) -> None:
         self.loaded = loaded
-        self.mask: list[list[int]] = [[] for _ in prompts]
+        torch = require("torch", extra="hf")
+        self.mask = torch.zeros((len(prompts), 0), dtype=torch.long)
+        """Attention mask over the cache: 1 for a real token, 0 for a hole."""
         self.real = [0] * len(prompts)
         """Real tokens per row (the next position id)."""
         self.cache: Any = None
@@ -66,18 +68,17 @@ class ModelRows:
         pad = self.loaded.pad_id
         ids = torch.full((len(tokens), width), pad, dtype=torch.long)
         positions = torch.zeros((len(tokens), width), dtype=torch.long)
+        columns = torch.zeros((len(tokens), width), dtype=torch.long)
         for row, new in enumerate(tokens):
             start = width - len(new) if left else 0
-            holes = [0] * (width - len(new))
-            own = [1] * len(new)
-            self.mask[row].extend(holes + own if left else own + holes)
+            columns[row, start : start + len(new)] = 1
             base = self.real[row]
             if new:
                 ids[row, start : start + len(new)] = torch.tensor(list(new), dtype=torch.long)
             positions[row] = base  # holes read a harmless position
             positions[row, start : start + len(new)] = torch.arange(base, base + len(new))
             self.real[row] += len(new)
-        mask = torch.tensor(self.mask, dtype=torch.long)
+        self.mask = mask = torch.cat([self.mask, columns], dim=1)
         device = self.loaded.device
         kwargs: dict[str, Any] = {"use_cache": True}
         if self.cache is not None:
@@ -107,12 +108,7 @@ class ModelRows:
         if count <= 0:
             return
         mask = self.mask[row]
-        index = len(mask) - 1
-        left = count
-        while left and index >= 0:
-            if mask[index]:
-                mask[index] = 0
-                left -= 1
-            index -= 1
+        real = mask.nonzero().flatten()[-count:]
+        mask[real] = 0
         self.real[row] -= count
         self.last[row] = None
