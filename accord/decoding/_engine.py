@@ -92,9 +92,12 @@ class Row:
     """Its text was cut at a stop string."""
     fed: list[int] = field(default_factory=list)
     """Tokens each model ran for this row (prompt included)."""
+    forwards: list[int] = field(default_factory=list)
+    """Forward passes each model ran that included this row's tokens."""
 
     def __post_init__(self) -> None:
         self.fed = [0] * self.models
+        self.forwards = [0] * self.models
 
     @property
     def greedy(self) -> bool:
@@ -144,6 +147,7 @@ class Batch:
         for row in self.rows:
             for i in indices:
                 row.fed[i] += len(row.prompt)
+                row.forwards[i] += 1
 
     def feed(self, calls: Sequence[tuple[int, Sequence[Sequence[int]]]]) -> list[list[Any]]:
         """Append tokens per row to several models at once; per model, per row, the logits."""
@@ -154,6 +158,7 @@ class Batch:
         for i, tokens in calls:
             for row, new in zip(self.rows, tokens, strict=True):
                 row.fed[i] += len(new)
+                row.forwards[i] += 1 if new else 0
         return self.on_models([(i, feeder(i, t)) for i, t in calls])
 
     @property
