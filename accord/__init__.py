@@ -59,6 +59,7 @@ from accord.runtime import (
 )
 
 if TYPE_CHECKING:
+    from accord.decoding import Contrastive, ProxyTuned, Speculative
     from accord.ensemble import (
         Candidates,
         Cascade,
@@ -74,7 +75,6 @@ if TYPE_CHECKING:
         self_consistency,
         vote,
     )
-    from accord.decoding import Contrastive, ProxyTuned, Speculative
 
 _DECODING = frozenset({"Speculative", "Contrastive", "ProxyTuned"})
 

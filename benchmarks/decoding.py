@@ -114,9 +114,7 @@ def build_speculative_models(root: Path) -> dict[str, Path]:
     target.generation_config.eos_token_id = None  # random models: time a fixed length
     draft = tiny_llama(tokenizer, layers=1, seed=0, **shape)
     state = {k: v for k, v in target.state_dict().items() if not k.startswith("model.layers.")}
-    state.update(
-        {k: v for k, v in target.state_dict().items() if k.startswith("model.layers.0.")}
-    )
+    state.update({k: v for k, v in target.state_dict().items() if k.startswith("model.layers.0.")})
     draft.load_state_dict(state, strict=True)
     poor = tiny_llama(tokenizer, layers=1, seed=1, **shape)
     folders = {}
@@ -178,7 +176,9 @@ async def speculative(max_tokens: int, repeats: int) -> dict[str, Any]:
                 "setup": name,
                 "tokens_per_s": round(tps, 1),
                 "speedup": round(tps / base, 2),
-                "acceptance": round(stats.acceptance_rate, 3) if hasattr(stats, "drafted") else None,
+                "acceptance": round(stats.acceptance_rate, 3)
+                if hasattr(stats, "drafted")
+                else None,
                 "tokens_per_verification": round(stats.mean_accepted, 2)
                 if hasattr(stats, "drafted")
                 else None,
@@ -203,8 +203,7 @@ async def knowledge(problems_n: int) -> dict[str, Any]:
     test, _ = held_out()
     problems = test[:problems_n]
     folders = {
-        r: str(train_or_load(r).folder)
-        for r in (EXPERT, AMATEUR, BASE, SMALL_EXPERT, SMALL_ANTI)
+        r: str(train_or_load(r).folder) for r in (EXPERT, AMATEUR, BASE, SMALL_EXPERT, SMALL_ANTI)
     }
 
     def hf(recipe: Recipe) -> HFBackend:

@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--anti", default=None, help="the small model untuned (proxy-tuning)")
     parser.add_argument("--max-tokens", type=int, default=32)
     args = parser.parse_args()
-    results = asyncio.run(run(args.task, args.target, args.draft, args.anti, max_tokens=args.max_tokens))
+    results = asyncio.run(
+        run(args.task, args.target, args.draft, args.anti, max_tokens=args.max_tokens)
+    )
     for name, result in results.items():
         models = ", ".join(f"{m}: {u.completion_tokens}" for m, u in result.usage.by_model)
         print(f"--- {name} (tokens run per model: {models})")

@@ -17,8 +17,8 @@ from typing import Any
 from accord.backends._hf_batch import HFStats, Outcome, Pending
 from accord.backends._hf_generate import RowSpec, Sampling, generate_rows
 from accord.backends._hf_load import Loaded
-from accord.backends._hf_sample import row_seed
 from accord.backends._hf_prompt import chat_messages, render_prompt
+from accord.backends._hf_sample import row_seed
 from accord.backends.base import Choice, Completion, Request
 from accord.errors import AccordError, ConfigError, ProviderError, ProviderRequestError
 from accord.messages import Usage

@@ -128,7 +128,7 @@ class Batch:
         self.rows = rows
         primary = loaded[0]
         self.eos = frozenset(primary.eos_ids)
-        self.vocab = min(_head_size(l) for l in loaded)
+        self.vocab = min(_head_size(one) for one in loaded)
         self.states: list[ModelRows] = []
 
     def on_models(self, calls: Sequence[tuple[int, Callable[[], T]]]) -> list[T]:
@@ -319,12 +319,14 @@ class CooperativeBackend(QueuedBackend):
     def _decode(self, batch: Batch) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _rows_of(self, loaded: list[Loaded], items: list[Pending]) -> tuple[list[Row], list[Outcome]]:
+    def _rows_of(
+        self, loaded: list[Loaded], items: list[Pending]
+    ) -> tuple[list[Row], list[Outcome]]:
         torch = require("torch", extra="hf")
         primary = loaded[0]
         outcomes: list[Outcome] = [None] * len(items)
         rows: list[Row] = []
-        contexts = [c for c in (l.context for l in loaded) if c is not None]
+        contexts = [c for c in (one.context for one in loaded) if c is not None]
         context = min(contexts) if contexts else None
         for index, item in enumerate(items):
             if item.is_cancelled():
@@ -370,7 +372,9 @@ class CooperativeBackend(QueuedBackend):
         except Exception as exc:
             error = model_error(self.name, exc, "decoding")
             owners = {id(row.item) for row in rows}
-            return [error if id(item) in owners else o for item, o in zip(items, outcomes, strict=True)]
+            return [
+                error if id(item) in owners else o for item, o in zip(items, outcomes, strict=True)
+            ]
         for index, item in enumerate(items):
             mine = [row for row in rows if row.item is item]
             if not mine or all(row.cancelled for row in mine):
@@ -393,7 +397,11 @@ class CooperativeBackend(QueuedBackend):
             by_model.append(
                 (
                     model.name,
-                    Usage(requests=1, prompt_tokens=prompt, completion_tokens=max(ran - prompt * len(rows), 0),),
+                    Usage(
+                        requests=1,
+                        prompt_tokens=prompt,
+                        completion_tokens=max(ran - prompt * len(rows), 0),
+                    ),
                 )
             )
         usage = Usage(

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from accord._lazy import require
 from accord._log import get_logger
+from accord.backends._hf_batch import Pending
 from accord.backends.base import (
     Capabilities,
     ChatMessage,
@@ -42,7 +43,6 @@ from accord.backends.base import (
     Delta,
     Request,
 )
-from accord.backends._hf_batch import Pending
 from accord.decoding._engine import Row
 from accord.ensemble._lm import LocalModel
 from accord.ensemble._lm import Sequence as ModelSequence

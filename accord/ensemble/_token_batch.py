@@ -62,7 +62,9 @@ class SharedAverage(_Combined):
         torch = require("torch", extra="hf")
         if len(logits) == 1:
             return torch.log_softmax(logits[0].float(), dim=-1)
-        mixed = sum(w * torch.softmax(x.float(), dim=-1) for w, x in zip(self.weights, logits, strict=True))
+        mixed = sum(
+            w * torch.softmax(x.float(), dim=-1) for w, x in zip(self.weights, logits, strict=True)
+        )
         return torch.log(mixed)
 
     def texts(self, rows: list[Row]) -> None:
@@ -87,7 +89,14 @@ def usage_of(rows: list[Row], names: Sequence[str], models: int) -> Usage:
     """The ensemble's usage: one request, every model's prompt tokens, the generated tokens."""
     prompt = len(rows[0].prompt)
     by_model = tuple(
-        (name, Usage(requests=1, prompt_tokens=prompt, completion_tokens=sum(r.fed[i] for r in rows) - prompt * len(rows)))
+        (
+            name,
+            Usage(
+                requests=1,
+                prompt_tokens=prompt,
+                completion_tokens=sum(r.fed[i] for r in rows) - prompt * len(rows),
+            ),
+        )
         for i, name in enumerate(names)
     )
     return Usage(

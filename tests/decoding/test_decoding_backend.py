@@ -64,7 +64,10 @@ async def test_cooperative_usage_shows_each_model(models: dict[str, Path]) -> No
         assert usage.prompt_tokens == completion.usage.prompt_tokens
         assert usage.completion_tokens >= completion.usage.completion_tokens - 1
     total = completion.usage + completion.usage
-    assert dict(total.by_model)[proxy.models[0].name].prompt_tokens == 2 * completion.usage.prompt_tokens
+    assert (
+        dict(total.by_model)[proxy.models[0].name].prompt_tokens
+        == 2 * completion.usage.prompt_tokens
+    )
 
 
 async def test_cooperative_cancellation_stops_the_row(models: dict[str, Path]) -> None:
@@ -85,7 +88,9 @@ async def test_cooperative_cancellation_stops_the_row(models: dict[str, Path]) -
     assert after.usage.completion_tokens <= 3
 
 
-async def test_cooperative_cancelled_complete_leaves_others_running(models: dict[str, Path]) -> None:
+async def test_cooperative_cancelled_complete_leaves_others_running(
+    models: dict[str, Path],
+) -> None:
     cd = Contrastive(str(models["long"]), str(models["other_vocab"]), max_wait_ms=30)
     doomed = asyncio.create_task(cd.complete(ask("abc", max_tokens=400)))
     kept = asyncio.create_task(cd.complete(ask("head", max_tokens=8)))

@@ -93,7 +93,9 @@ def test_logit_decoders_refuse_bad_options(models: dict[str, Path]) -> None:
     with pytest.raises(ConfigError, match="beta"):
         Contrastive(str(models["target"]), str(models["amateur"]), beta=-1)
     with pytest.raises(ConfigError, match="finite"):
-        ProxyTuned(str(models["target"]), str(models["close"]), str(models["amateur"]), alpha=math.inf)
+        ProxyTuned(
+            str(models["target"]), str(models["close"]), str(models["amateur"]), alpha=math.inf
+        )
 
 
 async def test_logit_decoders_refuse_mismatched_tokenizers(models: dict[str, Path]) -> None:

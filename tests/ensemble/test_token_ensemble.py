@@ -230,9 +230,7 @@ async def test_token_ensemble_forward_passes_run_on_the_models_threads(
 
     seen: set[str] = set()
     model = hf["a"].hf_model
-    handle = model.register_forward_pre_hook(
-        lambda *_: seen.add(threading.current_thread().name)
-    )
+    handle = model.register_forward_pre_hook(lambda *_: seen.add(threading.current_thread().name))
     try:
         gated = TokenEnsemble([hf["a"], hf["b"]], gate=0.5)  # the one-sequence loop
         await gated.complete(ask("hello there", max_tokens=4))
