@@ -15,7 +15,14 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_serializer,
+)
 
 from accord._fast import construct
 from accord.errors import ConfigError, StoreDecodeError
@@ -49,7 +56,15 @@ class Usage(BaseModel):
     cost: float = 0.0
     """Cost in US dollars, from the backend's price table (0 when unknown)."""
     by_model: tuple[tuple[str, Usage], ...] = ()
-    """Per model, when one call ran several (cooperative decoding): ``(name, usage)`` pairs."""
+    """Per model, when one call ran several (cooperative decoding): ``(name, usage)`` pairs.
+    Left out of serialised usage when empty (and not kept by the run store)."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_by_model(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and not getattr(self, "by_model", ()):
+            data.pop("by_model", None)
+        return data
 
     @property
     def total_tokens(self) -> int:
