@@ -16,7 +16,8 @@ The target's cache keeps the accepted tokens only (rejected positions become hol
 round. With ``adaptive=True`` the draft length follows acceptance, as transformers' "heuristic"
 schedule does: +2 after a round whose proposals were all accepted (up to ``max_k``), -1 after
 one with a rejection, down to 0, where the target decodes alone and a 1-token draft is tried
-every ``probe`` rounds; the length carries over to the next batch. A bad draft then costs
+after ``probe`` rounds (the wait doubles after each failed try, up to 8 times ``probe``); the
+length carries over to the next batch. A bad draft then costs
 little. :attr:`Speculative.stats` counts rounds,
 proposals and accepted tokens.
 
@@ -123,6 +124,7 @@ class Speculative(CooperativeBackend):
         self.name = name or f"speculative:{self.models[0].name}+{self.models[1].name}"
         self.stats = SpeculativeStats()
         self._k_now = k
+        self._wait = probe
 
     def _next_k(self, k: int, full: bool) -> int:
         if not self.adaptive:
@@ -147,7 +149,7 @@ class Speculative(CooperativeBackend):
             size = k
             if size == 0:
                 idle += 1
-                if idle >= self.probe:
+                if idle >= self._wait:
                     size, idle = 1, 0
             proposals: list[list[int]] = [[] for _ in rows]
             qs: list[list[Any]] = [[] for _ in rows]
@@ -199,6 +201,10 @@ class Speculative(CooperativeBackend):
                 k = self._next_k(size, full)
                 if k == 0:
                     idle = 0
+                    # a failed probe doubles the wait before the next one (up to 8x probe)
+                    self._wait = min(self._wait * 2, 8 * self.probe) if size == 1 else self.probe
+                else:
+                    self._wait = self.probe
 
     def _verify(
         self, row: Any, proposals: list[int], qs: list[Any], dists: list[Any], vocab: int
