@@ -28,6 +28,10 @@ Seeded batching: ten seeded samples (temperature 0.7, seeds 0..9) for each of 20
 one ``HFBackend``, all at once, with and without seeded batching (``max_batch_size=1`` reproduces
 the old rule that a seeded request runs alone).
 
+One model through a token ensemble: 100 problems at once through ``HFBackend``, through
+``TokenEnsemble([model])`` (batched now) and through the gated one-sequence loop (``gate=1.0``,
+one loop per request, as every request ran before).
+
 Figures go to stdout (markdown) and ``~/.cache/accord-bench/decoding/results.json``.
 """
 
@@ -254,6 +258,27 @@ async def seeded(problems_n: int = 20, k: int = 10) -> dict[str, Any]:
     return {"requests": problems_n * k, "same_texts": texts[0] == texts[1], **out}
 
 
+async def token_ensemble(problems_n: int = 100) -> dict[str, Any]:
+    """One model through ``HFBackend`` and through ``TokenEnsemble`` (batched and per-request)."""
+    from accord.ensemble import TokenEnsemble
+
+    test, _ = held_out()
+    problems = test[:problems_n]
+    folder = str(train_or_load(EXPERT).folder)
+    model = HFBackend(folder, max_batch_size=32)
+    await model.load()
+    setups: dict[str, Any] = {
+        "HFBackend": model,
+        "TokenEnsemble([model]), batched": TokenEnsemble([model]),
+        "TokenEnsemble([model], gate=1.0), one loop per request": TokenEnsemble([model], gate=1.0),
+    }
+    rows = []
+    for name, backend in setups.items():
+        accuracy, seconds = await _accuracy(backend, problems)
+        rows.append({"setup": name, "accuracy": round(accuracy, 3), "seconds": round(seconds, 2)})
+    return {"problems": len(problems), "rows": rows}
+
+
 def report(results: dict[str, Any]) -> str:
     lines = []
     if "speculative" in results:
@@ -284,6 +309,16 @@ def report(results: dict[str, Any]) -> str:
         ]
         lines += [f"| {r['setup']} | {r['accuracy']:.1%} | {r['seconds']} |" for r in k["rows"]]
         lines.append("")
+    if "token" in results:
+        t = results["token"]
+        lines += [
+            f"One model through a token ensemble ({t['problems']} problems at once)",
+            "",
+            "| setup | accuracy | seconds |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {r['setup']} | {r['accuracy']:.1%} | {r['seconds']} |" for r in t["rows"]]
+        lines.append("")
     if "seeded" in results:
         d = results["seeded"]
         lines += [
@@ -303,7 +338,7 @@ def report(results: dict[str, Any]) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("speculative", "knowledge", "seeded"))
+    parser.add_argument("--only", choices=("speculative", "knowledge", "seeded", "token"))
     parser.add_argument("--tokens", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--problems", type=int, default=300)
@@ -317,7 +352,10 @@ async def main() -> None:
         results["knowledge"] = await knowledge(args.problems)
     if args.only in (None, "seeded"):
         results["seeded"] = await seeded()
-    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.only in (None, "token"):
+        results["token"] = await token_ensemble()
+    name = "results.json" if args.only is None else f"results-{args.only}.json"
+    (OUT / name).write_text(json.dumps(results, indent=2) + "\n")
     print(report(results))
 
 

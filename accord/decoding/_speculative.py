@@ -15,7 +15,10 @@ The target's cache keeps the accepted tokens only (rejected positions become hol
 :mod:`accord.decoding._rows`); the draft catches up on the accepted text at the start of its next
 round. With ``adaptive=True`` the draft length follows acceptance, as transformers' "heuristic"
 schedule does: +2 after a round whose proposals were all accepted (up to ``max_k``), -1 after
-one with a rejection, down to 0, where the target decodes alone and a 1-token draft is tried
+one with a rejection, and never above the length that promises the most tokens per second
+given the measured acceptance rate and the two models' measured pass times (expected tokens per
+round (1 - a^(k+1)) / (1 - a) over one target pass and k draft passes); down to 0, where the
+target decodes alone and a 1-token draft is tried
 after ``probe`` rounds (the wait doubles after each failed try, up to 8 times ``probe``); the
 length carries over to the next batch. A bad draft then costs
 little. :attr:`Speculative.stats` counts rounds,
@@ -27,6 +30,7 @@ length, so rows of one batch grow and shrink ``k`` together.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +68,47 @@ class SpeculativeStats:
     def mean_accepted(self) -> float:
         """Tokens produced per verification (accepted proposals + 1)."""
         return self.emitted / self.verifications if self.verifications else 0.0
+
+
+class _Costs:
+    """Running estimates for adaptive k: acceptance rate and seconds per pass of each model."""
+
+    def __init__(self) -> None:
+        self.accepted = 0.0
+        self.rejected = 0.0
+        self.t_target: float | None = None
+        self.t_draft: float | None = None
+
+    @staticmethod
+    def _mix(old: float | None, new: float) -> float:
+        return new if old is None else 0.8 * old + 0.2 * new
+
+    def target(self, seconds: float) -> None:
+        self.t_target = self._mix(self.t_target, seconds)
+
+    def draft(self, seconds: float) -> None:
+        self.t_draft = self._mix(self.t_draft, seconds)
+
+    def verdict(self, taken: int, *, rejected: bool) -> None:
+        self.accepted = 0.9 * self.accepted + taken
+        self.rejected = 0.9 * self.rejected + (1 if rejected else 0)
+
+    def best_k(self, max_k: int) -> int:
+        """The draft length with the most expected tokens per second (0: the target alone).
+
+        Expected tokens per round with per-token acceptance a: (1 - a^(k+1)) / (1 - a)
+        (Leviathan et al.), against the cost of one target pass and k draft passes.
+        """
+        if self.t_target is None or self.t_draft is None or self.accepted + self.rejected < 2:
+            return max_k
+        a = self.accepted / (self.accepted + self.rejected)
+        best, best_rate = 0, 1.0 / self.t_target
+        for k in range(1, max_k + 1):
+            tokens = k + 1.0 if a >= 1.0 else (1 - a ** (k + 1)) / (1 - a)
+            rate = tokens / (self.t_target + k * self.t_draft)
+            if rate > best_rate:
+                best, best_rate = k, rate
+        return best
 
 
 class Speculative(CooperativeBackend):
@@ -125,6 +170,7 @@ class Speculative(CooperativeBackend):
         self.stats = SpeculativeStats()
         self._k_now = k
         self._wait = probe
+        self._costs = _Costs()
 
     def _next_k(self, k: int, full: bool) -> int:
         if not self.adaptive:
@@ -153,6 +199,7 @@ class Speculative(CooperativeBackend):
                     size, idle = 1, 0
             proposals: list[list[int]] = [[] for _ in rows]
             qs: list[list[Any]] = [[] for _ in rows]
+            clock = time.perf_counter()
             if size:
                 catch_up = [pend_d[r] if r in here else [] for r in range(len(rows))]
                 if any(catch_up):
@@ -171,9 +218,14 @@ class Speculative(CooperativeBackend):
                         batch.feed([(DRAFT, [[p[-1]] if p else [] for p in proposals])])
                         stats.draft_forwards += 1
                 pend_d = [[] for _ in rows]
+            drafting = time.perf_counter() - clock
             before = list(target.last)
             fed = [pend_t[r] + proposals[r] if r in here else [] for r in range(len(rows))]
+            clock = time.perf_counter()
             out = batch.feed([(TARGET, fed)])[0]
+            self._costs.target(time.perf_counter() - clock)
+            if size:
+                self._costs.draft(drafting / size)
             stats.target_forwards += 1
             full = True
             for r in live:
@@ -183,6 +235,8 @@ class Speculative(CooperativeBackend):
                 dists += list(got[max(len(pend_t[r]) - 1, 0) :])
                 taken, nxt = self._verify(row, proposals[r], qs[r], dists, vocab)
                 full = full and taken == size
+                if size:
+                    self._costs.verdict(taken, rejected=taken < size)
                 stats.verifications += 1
                 stats.drafted += size
                 stats.accepted += taken
@@ -199,6 +253,8 @@ class Speculative(CooperativeBackend):
                 pend_t[r] = [nxt]
             if size:
                 k = self._next_k(size, full)
+                if self.adaptive:
+                    k = min(k, self._costs.best_k(self.max_k))
                 if k == 0:
                     idle = 0
                     # a failed probe doubles the wait before the next one (up to 8x probe)
