@@ -62,6 +62,7 @@ from accord.runtime import (
 )
 
 if TYPE_CHECKING:
+    from accord.decoding import Contrastive, ProxyTuned, Speculative
     from accord.ensemble import (
         Candidates,
         Cascade,
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
         vote,
     )
     from accord.store import open_store
+
+_DECODING = frozenset({"Speculative", "Contrastive", "ProxyTuned"})
 
 _ENSEMBLE = frozenset(
     {
@@ -135,6 +138,10 @@ __all__ = [
     "self_consistency",
     "VoteNode",
     "Candidates",
+    # cooperative decoding
+    "Speculative",
+    "Contrastive",
+    "ProxyTuned",
     # messages
     "Message",
     "Payload",
@@ -189,4 +196,8 @@ def __getattr__(name: str) -> Any:
         import accord.ensemble
 
         return getattr(accord.ensemble, name)
+    if name in _DECODING:  # loaded on first use, like the ensembles
+        import accord.decoding
+
+        return getattr(accord.decoding, name)
     raise AttributeError(f"module 'accord' has no attribute {name!r}")

@@ -33,6 +33,7 @@ from pydantic import (
     ValidationError,
     field_serializer,
     field_validator,
+    model_serializer,
 )
 
 from accord._fast import construct
@@ -66,18 +67,36 @@ class Usage(BaseModel):
     """Tokens generated."""
     cost: float = 0.0
     """Cost in US dollars, from the backend's price table (0 when unknown)."""
+    by_model: tuple[tuple[str, Usage], ...] = ()
+    """Per model, when one call ran several (cooperative decoding): ``(name, usage)`` pairs.
+    Left out of serialised usage when empty (and not kept by the run store)."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_by_model(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and not getattr(self, "by_model", ()):
+            data.pop("by_model", None)
+        return data
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: Usage) -> Usage:
+        by_model: tuple[tuple[str, Usage], ...] = getattr(self, "by_model", ())
+        theirs: tuple[tuple[str, Usage], ...] = getattr(other, "by_model", ())
+        if theirs:
+            merged = dict(by_model)
+            for name, usage in theirs:
+                merged[name] = merged[name] + usage if name in merged else usage
+            by_model = tuple(merged.items())
         return construct(
             Usage,
             requests=self.requests + other.requests,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost=self.cost + other.cost,
+            by_model=by_model,
         )
 
 

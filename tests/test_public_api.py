@@ -44,6 +44,10 @@ EXPECTED_ALL = [
     "self_consistency",
     "VoteNode",
     "Candidates",
+    # cooperative decoding
+    "Speculative",
+    "Contrastive",
+    "ProxyTuned",
     # messages
     "Message",
     "Payload",
@@ -119,10 +123,10 @@ def test_backend_unknown_prefix_suggests_the_closest_name() -> None:
     err = info.value
     assert str(err) == (
         "unknown backend 'opneai:gpt-4o-mini'. Did you mean 'openai:gpt-4o-mini'? "
-        "Known prefixes: 'hf', 'openai'."
+        "Known prefixes: 'contrastive', 'hf', 'openai', 'proxy', 'speculative'."
     )
     assert err.name == "opneai:gpt-4o-mini"
-    assert err.known == ("hf", "openai")
+    assert err.known == ("contrastive", "hf", "openai", "proxy", "speculative")
     assert isinstance(err, UsageError)
 
 
@@ -131,7 +135,7 @@ def test_backend_unknown_prefix_without_close_match_lists_known_prefixes() -> No
         accord.backend("zzz:model")
 
     assert "Did you mean" not in str(info.value)
-    assert "Known prefixes: 'hf', 'openai'." in str(info.value)
+    assert "Known prefixes: 'contrastive', 'hf', 'openai', 'proxy', 'speculative'." in str(info.value)
 
 
 def test_backend_name_without_prefix_raises_config_error() -> None:

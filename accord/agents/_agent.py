@@ -26,6 +26,7 @@ from accord.errors import ConfigError, OutputValidationError
 from accord.messages import Message, Payload
 from accord.prompts import BUILTIN_TEMPLATES, Fenced, Template, neutralise
 from accord.runtime._node import ActivationContext, Join, NodeOutput
+from accord.runtime.result import RunResult
 
 __all__ = ["Agent", "parse_payload", "validate_reply", "format_inputs"]
 
@@ -364,6 +365,28 @@ class Agent:
             raw_outputs=tuple(r[:MAX_OUTPUT_CHARS] for r in raws),
             reason="invalid",
         )
+
+    async def run(
+        self, task: str, backend: Backend | str | None = None, **options: Any
+    ) -> RunResult:
+        """Run this agent alone on ``task``: a one-node graph underneath, same result type.
+
+        Args:
+            task: the task text.
+            backend: the backend (or ``"provider:model"`` name) when the agent has none.
+            **options: passed to :meth:`accord.Graph.run` (``store=``, ``durability=``...).
+
+        Example::
+
+            result = await accord.Agent("solver", template="{{ task }}").run("123+456=",
+                                                                             backend=model)
+        """
+        from accord.graphs import Graph
+
+        graph = Graph(self.name).add(self)
+        graph.set_entry(self.name)
+        graph.set_exit(self.name)
+        return await graph.run(task, backend, **options)
 
     def clone(self, name: str, **changes: Any) -> Agent:
         """A copy of this agent under another name (patterns use it to unroll layers and

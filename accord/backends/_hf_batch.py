@@ -7,8 +7,10 @@ request *compatible* with it (same :class:`~accord.backends._hf_generate.Samplin
 the same temperature and top-p), up to ``max_batch_size`` rows, and runs them as one
 ``generate()`` in the backend's single worker thread. Requests with other settings stay queued
 for the next call (where later arrivals may join them). Different ``max_tokens`` and stop strings
-share a call: each row stops on its own. A seeded sampling request always runs alone, so a seed
-gives the same text however the requests arrived.
+share a call: each row stops on its own. Seeded sampling requests share calls with each other
+(any temperature, top-p and seed): every row then draws from its own generator, so a seed gives
+the same text however the requests arrived (see :mod:`accord.backends._hf_sample`). A backend may
+set its own grouping (``Pending.group``): the cooperative decoders batch every request.
 
 Cancellation: a caller that goes away before its batch starts is dropped from it; one that goes
 away during the batch has its row stopped at the next token, and the other rows carry on.
@@ -68,11 +70,12 @@ class Pending:
     """Receives text pieces, then the result (``stream``)."""
     sink: StreamSink | None = None
     cancelled: bool = False
+    group: Hashable | None = None
+    """Requests with equal groups may share a batch; None keeps the sampling-based policy."""
     key: Hashable = field(init=False)
 
     def __post_init__(self) -> None:
-        seeded = self.sampling.do_sample and self.sampling.seed is not None
-        self.key = (self.sampling, id(self)) if seeded else self.sampling
+        self.key = self.sampling if self.group is None else self.group
 
     @property
     def rows(self) -> int:

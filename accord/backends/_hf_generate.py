@@ -21,6 +21,7 @@ from typing import Any
 
 from accord._lazy import require
 from accord.backends._hf_load import Loaded
+from accord.backends._hf_sample import RowSampler
 from accord.backends.base import TokenLogprob
 
 __all__ = ["Sampling", "RowSpec", "RowResult", "StreamSink", "generate_rows", "first_stop"]
@@ -56,6 +57,8 @@ class RowSpec:
     top_logprobs: int = 0
     cancelled: Callable[[], bool] = lambda: False
     sink: StreamSink | None = None
+    sampling: Sampling | None = None
+    """This row's own settings when rows sample with their own generators (seeded rows)."""
     window: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -203,6 +206,9 @@ def generate_rows(
 
     Returns:
         One result per row, in order.
+
+    A seeded ``sampling`` makes every row sample with its own generator (``row.sampling``, the
+    row's seed, temperature and top-p; ``sampling`` itself for rows without one).
     """
     torch = require("torch", extra="hf")
     width = max(len(row.prompt) for row in rows)
@@ -228,15 +234,22 @@ def generate_rows(
             setattr(config, key, value)
         else:
             kwargs[key] = value
+    if sampling.do_sample and sampling.seed is not None:  # one generator per row
+        top_k = (extra or {}).get("top_k", getattr(loaded.model.generation_config, "top_k", None))
+        config.do_sample = False
+        config.temperature = config.top_p = config.top_k = None
+        config.min_p = config.typical_p = None
+        own = [row.sampling or sampling for row in rows]
+        sampler = RowSampler(
+            [s.seed if s.seed is not None else 0 for s in own],
+            [s.temperature for s in own],
+            [s.top_p for s in own],
+            top_k,
+        )
+        kwargs["logits_processor"] = transformers.LogitsProcessorList([sampler])
     kwargs["generation_config"] = config
     with torch.inference_mode():
-        if sampling.seed is None:
-            out = loaded.model.generate(**kwargs)
-        else:
-            devices = [loaded.device.index or 0] if loaded.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(sampling.seed)
-                out = loaded.model.generate(**kwargs)
+        out = loaded.model.generate(**kwargs)
     generated = out.sequences[:, width:].tolist()
     return [
         _finish(

@@ -1,8 +1,10 @@
 """Turning a :class:`Request`'s messages into the prompt text a local model reads.
 
 The tokenizer's chat template renders the conversation with an opened assistant turn
-(``add_generation_prompt=True``). A tokenizer without a template gets a plain format, one
-``role: content`` block per message and a final ``assistant:``. A ``response_schema`` adds
+(``add_generation_prompt=True``). A tokenizer without a template is a plain completion model
+(base models, small task models): the prompt is the text of the messages as it is, joined by a
+blank line (one user message: exactly its text), after BOS when the tokenizer adds one; nothing
+else is added, so ``Agent(..., template="{{ task }}")`` feeds the model exactly the task. A ``response_schema`` adds
 instructions with the JSON schema to the system message: the model is asked, not constrained, and
 validating (and re-asking) is the agent's job. Caveat: templates that reject a system role get
 the system text merged into the first user message.
@@ -62,15 +64,14 @@ def _merge_system(turns: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def render_prompt(loaded: Loaded, turns: list[dict[str, str]], model_name: str) -> str:
-    """The prompt text for ``turns``: chat template, or the plain fallback.
+    """The prompt text for ``turns``: chat template, or the text as it is without one.
 
     Raises:
         ConfigError: the chat template fails on these messages even with the system message
             merged into the first user message.
     """
-    if not loaded.has_chat_template:
-        body = "".join(f"{t['role']}: {t['content']}\n\n" for t in turns)
-        return f"{loaded.bos_text}{body}assistant:"
+    if not loaded.has_chat_template:  # plain completion: the text as it is
+        return loaded.bos_text + "\n\n".join(t["content"] for t in turns)
     try:
         text: str = loaded.tokenizer.apply_chat_template(
             turns, tokenize=False, add_generation_prompt=True

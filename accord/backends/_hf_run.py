@@ -11,12 +11,14 @@ become :class:`~accord.errors.ProviderError`, a prompt longer than the model's c
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from accord.backends._hf_batch import HFStats, Outcome, Pending
 from accord.backends._hf_generate import RowSpec, Sampling, generate_rows
 from accord.backends._hf_load import Loaded
 from accord.backends._hf_prompt import chat_messages, render_prompt
+from accord.backends._hf_sample import row_seed
 from accord.backends.base import Choice, Completion, Request
 from accord.errors import AccordError, ConfigError, ProviderError, ProviderRequestError
 from accord.messages import Usage
@@ -104,7 +106,10 @@ def run_batch(
         room = item.max_new
         if loaded.context is not None:  # stop at the end of the context ("length")
             room = min(room, loaded.context - len(ids))
-        for _ in range(item.rows):
+        for row_index in range(item.rows):
+            own = item.sampling
+            if own.seed is not None:
+                own = replace(own, seed=row_seed(own.seed, row_index))
             rows.append(
                 RowSpec(
                     prompt=ids,
@@ -114,6 +119,7 @@ def run_batch(
                     top_logprobs=item.request.top_logprobs or 0,
                     cancelled=item.is_cancelled,
                     sink=item.sink,
+                    sampling=own,
                 )
             )
             owners.append(index)

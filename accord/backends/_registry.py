@@ -64,8 +64,12 @@ def backend(name: str, **options: Any) -> Backend:
     """Resolve a ``"provider:model"`` name to a backend.
 
     Args:
-        name: ``"openai:MODEL"`` (any OpenAI-compatible server; pass ``base_url=``) or
-            ``"hf:HUB_ID"`` / ``"hf:./local/folder"`` (a local transformers model).
+        name: ``"openai:MODEL"`` (any OpenAI-compatible server; pass ``base_url=``),
+            ``"hf:HUB_ID"`` / ``"hf:./local/folder"`` (a local transformers model), or a
+            cooperative decoder over local models joined by ``+``:
+            ``"speculative:hf:./big+hf:./small"`` (target+draft),
+            ``"contrastive:hf:./expert+hf:./amateur"``,
+            ``"proxy:hf:./base+hf:./expert+hf:./anti"`` (options go to the decoder).
         **options: passed to the backend's constructor.
 
     Raises:
@@ -117,3 +121,28 @@ def _load_builtin() -> None:
 
     _factories.setdefault("openai", openai_factory)
     _factories.setdefault("hf", _SharedFactory(hf_factory))
+    for prefix, parts in (("speculative", 2), ("contrastive", 2), ("proxy", 3)):
+        _factories.setdefault(prefix, _SharedFactory(_cooperative(prefix, parts)))
+
+
+def _cooperative(prefix: str, parts: int) -> Factory:
+    """The factory of ``prefix:MODEL+MODEL[+MODEL]`` (each part a backend name, e.g. ``hf:./a``)."""
+
+    def factory(spec: str, **options: Any) -> Backend:
+        names = spec.split("+")
+        if len(names) != parts or not all(names):
+            example = "+".join(f"hf:./model{i + 1}" for i in range(parts))
+            raise ConfigError(
+                f"backend '{prefix}:{spec}' needs {parts} models joined by '+', e.g. "
+                f"'{prefix}:{example}'."
+            )
+        models = [backend(n if ":" in n else f"hf:{n}") for n in names]
+        from accord import decoding
+
+        if prefix == "speculative":
+            return decoding.Speculative(*models, **options)
+        if prefix == "contrastive":
+            return decoding.Contrastive(*models, **options)
+        return decoding.ProxyTuned(*models, **options)
+
+    return factory

@@ -4,11 +4,14 @@
 gives one shared instance per model and options, so every agent naming a model uses one loaded
 copy. The backend
 
-- renders messages with the tokenizer's chat template (plain ``role: content`` without one);
+- renders messages with the tokenizer's chat template; a tokenizer without one is a plain
+  completion model: the prompt is the messages' text as it is (BOS first when the tokenizer adds
+  one), so a base model reads exactly what the caller wrote (see :mod:`~accord.backends._hf_prompt`);
 - runs on cuda, mps or cpu, chosen automatically or given, in bfloat16 / float16 / float32;
 - batches requests that arrive together (the debaters of one round) into one left-padded
   ``generate()``, bounded by ``max_batch_size`` rows and ``max_wait_ms``; greedy output is the
-  same batched as alone (policy in :mod:`accord.backends._hf_batch`);
+  same batched as alone, and seeded samples share batches with one generator per row, so a seed
+  gives the same text however requests arrive (policy in :mod:`accord.backends._hf_batch`);
 - honours temperature, top-p, seed, ``n``, ``max_tokens``, stop strings, logprobs, and streams;
 - asks for JSON by instructions when a request has a ``response_schema`` (validation and re-asks
   are the agent's job: ``capabilities.structured_output`` is False);
@@ -28,15 +31,15 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from accord._lazy import require
 from accord._log import get_logger
 from accord.backends import _guard
 from accord.backends._hf_batch import Batcher, HFStats, Outcome, Pending
-from accord.backends._hf_generate import StreamSink
+from accord.backends._hf_generate import Sampling
 from accord.backends._hf_load import Loaded, check_source, load, resolve_device, resolve_dtype
 from accord.backends._hf_logits import (
     DecodeState,
@@ -46,8 +49,9 @@ from accord.backends._hf_logits import (
     step_decoding,
 )
 from accord.backends._hf_prompt import chat_messages, render_prompt
-from accord.backends._hf_run import check_length, model_error, run_batch, sampling_of
-from accord.backends.base import Capabilities, ChatMessage, Completion, Delta, Request
+from accord.backends._hf_queue import QueuedBackend
+from accord.backends._hf_run import check_length, model_error, run_batch
+from accord.backends.base import Capabilities, ChatMessage, Request
 from accord.errors import AccordError, ConfigError
 
 __all__ = ["HFBackend", "HFStats", "DecodeState"]
@@ -55,11 +59,14 @@ __all__ = ["HFBackend", "HFStats", "DecodeState"]
 log = get_logger(__name__)
 
 T = TypeVar("T")
+_LOADING = threading.Lock()
+"""``from_pretrained`` is not thread-safe (it patches module-level state while it builds a
+model), so models load one at a time, even when several backends load at once."""
 Prompt = str | Sequence[int]
 """A prompt for the logits operations: text (encoded with no special tokens added) or token ids."""
 
 
-class HFBackend:
+class HFBackend(QueuedBackend):
     """A local transformers causal LM and its tokenizer.
 
     Args:
@@ -150,13 +157,15 @@ class HFBackend:
         with self._load_lock:
             if self._loaded is None:
                 started = time.perf_counter()
-                self._loaded = load(
-                    self._source,
-                    device=self.device,
-                    dtype=self.dtype,
-                    revision=self._revision,
-                    trust_remote_code=self._trust_remote_code,
-                )
+                with _LOADING:
+                    loaded = load(
+                        self._source,
+                        device=self.device,
+                        dtype=self.dtype,
+                        revision=self._revision,
+                        trust_remote_code=self._trust_remote_code,
+                    )
+                self._loaded = loaded
                 log.info(
                     "hf_model_loaded",
                     model=self.model,
@@ -165,6 +174,15 @@ class HFBackend:
                     seconds=round(time.perf_counter() - started, 3),
                 )
             return self._loaded
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        """Queue a blocking ``fn`` on this backend's model thread from any thread but that one.
+
+        For decoders that drive several models from their own thread (:mod:`accord.decoding`):
+        wait on the returned future with ``.result()``; never call it from the model thread
+        itself (the future would wait on itself).
+        """
+        return self._executor.submit(fn)
 
     async def _in_worker(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in the backend's worker thread (never on the event loop)."""
@@ -230,92 +248,9 @@ class HFBackend:
 
     # ------------------------------------------------------------- generation
 
-    def _enqueue(self, request: Request, *, streaming: bool) -> Pending:
-        sampling = sampling_of(request)
-        _guard.check_real_call_allowed(self.name)
-        loop = asyncio.get_running_loop()
-        item = Pending(
-            request=request,
-            sampling=sampling,
-            max_new=request.max_tokens or self.max_new_tokens,
-            stops=tuple(s for s in request.stop if s),
-            enqueued_at=loop.time(),
-        )
-        if streaming:
-            queue: asyncio.Queue[object] = asyncio.Queue()
-            item.queue = queue
-
-            def push(text: str) -> None:
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, text)
-                except RuntimeError:  # the loop closed under us: stop this row
-                    item.cancelled = True
-
-            item.sink = StreamSink(push=push)
-        else:
-            item.future = loop.create_future()
-        batcher = self._batchers.get(loop)
-        if batcher is None:
-            batcher = self._batchers[loop] = Batcher(
-                loop,
-                self._executor,
-                self._run_batch,
-                max_batch_size=self.max_batch_size,
-                max_wait=self.max_wait_ms / 1000,
-            )
-        batcher.submit(item)
-        return item
-
-    async def complete(self, request: Request) -> Completion:
-        """Generate a completion; joins a batch with concurrent compatible requests.
-
-        Raises:
-            ConfigError: invalid sampling options, or a model that cannot be loaded.
-        """
-        started = time.perf_counter()
-        item = self._enqueue(request, streaming=False)
-        assert item.future is not None
-        try:
-            completion = await item.future
-        except asyncio.CancelledError:
-            item.cancelled = True
-            raise
-        return completion.model_copy(update={"latency_s": time.perf_counter() - started})
-
-    async def stream(self, request: Request) -> AsyncIterator[Delta]:
-        """Generate chunk by chunk; the last :class:`Delta` carries ``finish_reason`` and usage.
-
-        Streams join batches like ``complete`` does. Text that could still turn into a stop
-        string is held back until it cannot.
-
-        Raises:
-            ConfigError: ``n`` > 1 (stream one candidate; use ``complete`` for several), or
-                invalid options.
-        """
-        if request.n != 1:
-            raise ConfigError(
-                f"stream() gives one candidate, but the request asks for n={request.n}. "
-                "Use complete() for several candidates."
-            )
-        item = self._enqueue(request, streaming=True)
-        assert item.queue is not None and item.sink is not None
-        try:
-            while True:
-                got = await item.queue.get()
-                if isinstance(got, str):
-                    yield Delta(text=got)
-                elif isinstance(got, BaseException):
-                    raise got
-                elif isinstance(got, Completion):
-                    final = got.choices[0].text
-                    emitted = item.sink.emitted
-                    rest = final[len(emitted) :] if final.startswith(emitted) else ""
-                    if rest:
-                        yield Delta(text=rest)
-                    yield Delta(finish_reason=got.choices[0].finish_reason, usage=got.usage)
-                    return
-        finally:
-            item.cancelled = True
+    def _group(self, sampling: Sampling) -> Hashable | None:
+        """Seeded sampling requests share batches (one generator per row); others by settings."""
+        return "seeded" if sampling.do_sample and sampling.seed is not None else None
 
     def _run_batch(self, items: list[Pending]) -> list[Outcome]:
         """Load if needed, then generate a batch (worker thread). Errors stay per request."""

@@ -8,10 +8,9 @@ lets a gated ensemble skip a model for several steps and catch it up in one pass
 mixed-tokenizer path take back a model's last token (``DynamicCache.crop``) when re-tokenising
 the accepted text merges it with the next piece.
 
-Forward passes run in worker threads (``asyncio.to_thread``), never on the event loop. Caveat:
-they call the backend's model directly rather than through its own worker thread (the backend
-offers one-token ``step`` only), so do not run them while the same backend is generating on
-another device stream; on CPU, concurrent read-only forward passes of one model are safe.
+Forward passes run on each model's own worker thread (``HFBackend.run_in_worker``), never on the
+event loop: a model never runs two passes at once, even when its backend also serves plain
+requests, and different models' passes of one step run at the same time.
 """
 
 from __future__ import annotations
@@ -31,7 +30,15 @@ class LocalModel:
     """An HF backend's model, tokenizer and end ids, as the token loop needs them."""
 
     def __init__(self, backend: Any) -> None:
-        for attribute in ("hf_model", "tokenizer", "encode", "decode", "load", "chat_prompt"):
+        for attribute in (
+            "hf_model",
+            "tokenizer",
+            "encode",
+            "decode",
+            "load",
+            "chat_prompt",
+            "run_in_worker",
+        ):
             if not hasattr(backend, attribute):
                 raise ConfigError(
                     f"token ensembles need local models with their logits; {backend!r} has no "
@@ -153,15 +160,15 @@ class Sequence:
 
 
 async def sync_all(sequences: Seq[Sequence]) -> None:
-    """Bring every stale sequence up to date, each model in its own worker thread."""
+    """Bring every stale sequence up to date, each on its model's worker thread (at once)."""
     stale = [s for s in sequences if s.stale]
     if len(stale) == 1:
-        await asyncio.to_thread(stale[0].sync)
+        await stale[0].lm.backend.run_in_worker(stale[0].sync)
     elif stale:
         # A worker thread cannot be cancelled: wait for every forward pass to end before
         # reporting a failure, so none is still running when the caller has raised.
         results = await asyncio.gather(
-            *(asyncio.to_thread(s.sync) for s in stale), return_exceptions=True
+            *(s.lm.backend.run_in_worker(s.sync) for s in stale), return_exceptions=True
         )
         error = next((r for r in results if isinstance(r, BaseException)), None)
         if error is not None:

@@ -9,9 +9,13 @@ only steps where the first (primary) model is unsure are combined (see
 :mod:`accord.ensemble._token_loop`), which is cheaper and spares long outputs.
 
 A ``TokenEnsemble`` is a backend (``complete`` and ``stream``), so any agent can answer with it.
-It renders each model's prompt with that model's own chat template. Its completions count one
-request, the prompt tokens of every model, and the generated tokens; :attr:`TokenEnsemble.last`
-holds the details of the latest generation (steps combined, forward passes per model).
+Without a gate, models that share one vocabulary answer ``complete``/``stream`` through a batched
+decoder (:mod:`accord.ensemble._token_batch`): concurrent requests share each model's forward
+passes, as in ``HFBackend``. Otherwise each request runs its own loop and renders each model's
+prompt with that model's own chat template. Its completions count one
+request, the prompt tokens of every model, and the generated tokens; each completion carries its
+own details (``completion.details``: steps combined, forward passes per model), and
+:attr:`TokenEnsemble.last` those of the latest generation to finish.
 
 Caveat: the models must be local (``HFBackend``: ``hf:`` names, folders, or instances) because
 the ensemble needs their full distributions; and token-level ensembles help most between models
@@ -30,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from accord._lazy import require
 from accord._log import get_logger
+from accord.backends._hf_batch import Pending
 from accord.backends.base import (
     Capabilities,
     ChatMessage,
@@ -38,14 +43,16 @@ from accord.backends.base import (
     Delta,
     Request,
 )
+from accord.decoding._engine import Row
 from accord.ensemble._lm import LocalModel
 from accord.ensemble._lm import Sequence as ModelSequence
 from accord.ensemble._surface import Vocabulary
+from accord.ensemble._token_batch import SharedAverage, choices_of, usage_of
 from accord.ensemble._token_loop import Sampler, SharedLoop, UnionLoop
 from accord.errors import ConfigError
 from accord.messages import Usage
 
-__all__ = ["TokenEnsemble", "EnsembleOutput"]
+__all__ = ["TokenEnsemble", "EnsembleOutput", "EnsembleCompletion"]
 
 log = get_logger(__name__)
 
@@ -71,6 +78,13 @@ class EnsembleOutput(BaseModel):
     """Prompt length per model, in its own tokens."""
     usage: Usage
     latency_s: float
+
+
+class EnsembleCompletion(Completion):
+    """A :class:`TokenEnsemble`'s completion, with the details of each generated candidate."""
+
+    details: tuple[EnsembleOutput, ...] = ()
+    """Per candidate: steps, combined steps, forward passes per model (this call's own)."""
 
 
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:
@@ -151,9 +165,11 @@ class TokenEnsemble:
         self.name = name or "ensemble:" + "+".join(m.name for m in self.models)
         self.capabilities = Capabilities(streaming=True, n=True)
         self.last: EnsembleOutput | None = None
-        """The latest generation's details."""
+        """The latest finished generation's details (any caller's: with concurrent calls, read
+        ``completion.details`` or ``generate()``'s result instead)."""
         self._shared: bool | None = None
         self._vocabularies: list[Vocabulary] | None = None
+        self._decoder: SharedAverage | None = None
 
     def __repr__(self) -> str:
         return f"TokenEnsemble({[m.name for m in self.models]}, weights={list(self.weights)})"
@@ -174,6 +190,60 @@ class TokenEnsemble:
         if not self._shared and self._vocabularies is None:
             self._vocabularies = [Vocabulary(m.tokenizer, m.eos_ids) for m in self.models]
         return self._shared
+
+    async def _batched(self) -> SharedAverage | None:
+        """The batched decoder when this ensemble can use it (one vocabulary, no gate)."""
+        shared = await self._prepare()
+        if not shared or self.gate is not None:
+            return None
+        if self._decoder is None:
+            active = [i for i, w in enumerate(self.weights) if w > 0]
+            self._decoder = SharedAverage(
+                [self.models[i].backend for i in active],
+                [self.weights[i] for i in active],
+                name=self.name,
+                finish=self._finish_batched,
+                max_new_tokens=self.max_new_tokens,
+            )
+        return self._decoder
+
+    def _finish_batched(self, item: Pending, rows: list[Row]) -> Completion:
+        """The completion of a request decoded by :class:`SharedAverage` (its rows done)."""
+        active = [i for i, w in enumerate(self.weights) if w > 0]
+        prompt = len(rows[0].prompt)
+        latency = max(time.monotonic() - item.enqueued_at, 0.0)
+        details: list[EnsembleOutput] = []
+        for row in rows:
+            forwards = [0] * len(self.models)
+            for slot, index in enumerate(active):
+                forwards[index] = row.forwards[slot]
+            details.append(
+                EnsembleOutput(
+                    text=row.text,
+                    finish_reason="stop" if row.finish == "stop" else "length",
+                    mode="shared",
+                    steps=row.counted,
+                    combined_steps=row.counted,
+                    forwards=tuple(forwards),
+                    prompt_tokens=(prompt,) * len(self.models),
+                    usage=Usage(
+                        requests=1,
+                        prompt_tokens=prompt * len(self.models),
+                        completion_tokens=row.counted,
+                    ),
+                    latency_s=latency,
+                )
+            )
+        if item.rows < item.request.n:
+            details = details * item.request.n
+        self.last = details[-1]
+        names = [self.models[i].name for i in active]
+        return EnsembleCompletion(
+            choices=choices_of(item, rows),
+            usage=usage_of(rows, names, len(self.models)),
+            model=self.name,
+            details=tuple(details),
+        )
 
     def _prompts(self, prompt: Prompt) -> list[list[int]]:
         prompts: list[list[int]] = []
@@ -308,13 +378,19 @@ class TokenEnsemble:
             pass
         return report[0]
 
-    async def complete(self, request: Request) -> Completion:
+    async def complete(self, request: Request) -> EnsembleCompletion:
         """Answer a request (``n`` candidates are generated one after another, seeds
-        ``seed, seed+1, ...``)."""
+        ``seed, seed+1, ...``); ``completion.details`` holds this call's own details."""
         if request.n < 1:
             raise ConfigError(f"n must be at least 1, got {request.n}.")
+        decoder = await self._batched()
+        if decoder is not None:  # one vocabulary, no gate: batched with concurrent requests
+            completion = await decoder.complete(request)
+            assert isinstance(completion, EnsembleCompletion)
+            return completion
         started = time.perf_counter()
         choices: list[Choice] = []
+        details: list[EnsembleOutput] = []
         usage = Usage()
         for i in range(request.n):
             seed = None if request.seed is None else request.seed + i
@@ -327,12 +403,14 @@ class TokenEnsemble:
                 stop=request.stop,
             )
             choices.append(Choice(text=out.text, finish_reason=out.finish_reason))
+            details.append(out)
             usage = usage + out.usage
-        return Completion(
+        return EnsembleCompletion(
             choices=tuple(choices),
             usage=usage,
             model=self.name,
             latency_s=time.perf_counter() - started,
+            details=tuple(details),
         )
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
@@ -341,6 +419,11 @@ class TokenEnsemble:
             raise ConfigError(
                 f"stream() gives one candidate, but the request asks for n={request.n}."
             )
+        decoder = await self._batched()
+        if decoder is not None:
+            async for delta in decoder.stream(request):
+                yield delta
+            return
         limit = request.max_tokens or self.max_new_tokens
         report: list[EnsembleOutput] = []
         sampler = self._sampler(request.temperature, request.top_p, request.seed)

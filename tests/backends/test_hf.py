@@ -187,12 +187,13 @@ async def test_chat_prompt_uses_the_tokenizers_chat_template(backend: HFBackend)
     assert completion.usage.prompt_tokens == len(backend.encode(prompt))
 
 
-async def test_chat_prompt_without_template_falls_back_to_role_lines(plain_dir: Path) -> None:
+async def test_chat_prompt_without_template_is_the_text_as_it_is(plain_dir: Path) -> None:
     backend = HFBackend(str(plain_dir))
+    assert backend.chat_prompt(ask("123+456=")) == "123+456="
     request = ask("hi there", system="be brief", max_tokens=4)
-    assert backend.chat_prompt(request) == "system: be brief\n\nuser: hi there\n\nassistant:"
+    assert backend.chat_prompt(request) == "be brief\n\nhi there"
     completion = await backend.complete(request)
-    assert completion.usage.prompt_tokens == len("system: be brief\n\nuser: hi there\n\nassistant:")
+    assert completion.usage.prompt_tokens == len("be brief\n\nhi there")
 
 
 async def test_response_schema_appends_instructions_to_system_message(backend: HFBackend) -> None:

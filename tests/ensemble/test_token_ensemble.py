@@ -194,3 +194,47 @@ async def test_shared_mode_refuses_different_tokenizers(hf: dict[str, Any]) -> N
     ensemble = TokenEnsemble([hf["a"], hf["bpe"]], mode="shared")
     with pytest.raises(ConfigError, match="vocabularies differ"):
         await ensemble.complete(ask("x", max_tokens=2))
+
+
+async def test_token_ensemble_batches_concurrent_requests(hf: dict[str, Any]) -> None:
+    import asyncio
+
+    ensemble = TokenEnsemble([hf["a"], hf["b"]])
+    prompts = ["hello there", "one", "two words", "a third"]
+    alone = [(await ensemble.complete(ask(p, max_tokens=MAX))).text for p in prompts]
+    decoder = ensemble._decoder
+    assert decoder is not None
+    before = decoder.batches
+    together = await asyncio.gather(*(ensemble.complete(ask(p, max_tokens=MAX)) for p in prompts))
+    assert [c.text for c in together] == alone
+    assert decoder.batches == before + 1  # four requests, one batched pass per model and step
+
+
+async def test_token_ensemble_details_belong_to_each_call(hf: dict[str, Any]) -> None:
+    import asyncio
+
+    ensemble = TokenEnsemble([hf["a"], hf["b"]])
+    short, long = await asyncio.gather(
+        ensemble.complete(ask("hello there", max_tokens=3)),
+        ensemble.complete(ask("another prompt", max_tokens=MAX)),
+    )
+    assert [d.text for d in short.details] == [short.text]  # type: ignore[attr-defined]
+    assert [d.text for d in long.details] == [long.text]  # type: ignore[attr-defined]
+    assert short.details[0].steps <= 3 < long.details[0].steps or long.text == ""  # type: ignore[attr-defined]
+
+
+async def test_token_ensemble_forward_passes_run_on_the_models_threads(
+    hf: dict[str, Any],
+) -> None:
+    import threading
+
+    seen: set[str] = set()
+    model = hf["a"].hf_model
+    handle = model.register_forward_pre_hook(lambda *_: seen.add(threading.current_thread().name))
+    try:
+        gated = TokenEnsemble([hf["a"], hf["b"]], gate=0.5)  # the one-sequence loop
+        await gated.complete(ask("hello there", max_tokens=4))
+        await TokenEnsemble([hf["a"], hf["b"]]).complete(ask("hello there", max_tokens=4))
+    finally:
+        handle.remove()
+    assert seen and all(name.startswith("accord-hf") for name in seen)
