@@ -335,7 +335,9 @@ class OpenAIBackend:
         await self._ensure_slots()
         outcome, wasted = await self._with_modes(
             request,
-            lambda params: self._retrier.call(lambda attempt: self._complete_once(attempt, params)),
+            lambda params, mode: self._retrier.call(
+                lambda attempt: _refused_as(mode, self._complete_once(attempt, params))
+            ),
         )
         parsed = outcome.value
         if len(parsed.choices) < request.n:
@@ -444,7 +446,9 @@ class OpenAIBackend:
         await self._ensure_slots()
         outcome, wasted = await self._with_modes(
             request,
-            lambda params: self._retrier.call(lambda attempt: self._open_stream(attempt, params)),
+            lambda params, mode: self._retrier.call(
+                lambda attempt: _refused_as(mode, self._open_stream(attempt, params))
+            ),
             stream=True,
         )
         opened = outcome.value
@@ -594,7 +598,7 @@ class OpenAIBackend:
     async def _with_modes(
         self,
         request: Request,
-        call: Callable[[dict[str, Any]], Awaitable[Outcome[_T]]],
+        call: Callable[[dict[str, Any], StructuredOutput | None], Awaitable[Outcome[_T]]],
         *,
         stream: bool = False,
     ) -> tuple[Outcome[_T], int]:
@@ -611,11 +615,12 @@ class OpenAIBackend:
                 stream=stream,
                 stream_usage=self.stream_usage,
             )
+            guarded = mode if request.response_schema is not None else None
             try:
-                return await call(params), wasted
-            except ProviderError as err:
-                if request.response_schema is None or not mode_unsupported(err):
-                    raise
+                return await call(params, guarded), wasted
+            except _ModeRefused as refused:
+                err = refused.error
+                err.attempts = 1
                 if len(self._modes) == 1:
                     if self.structured != "auto" and err.args and isinstance(err.args[0], str):
                         err.args = (
@@ -623,8 +628,8 @@ class OpenAIBackend:
                             "try structured='auto' (--structured auto).",
                             *err.args[1:],
                         )
-                    raise
-                wasted += max(1, err.attempts)
+                    raise err from err.__cause__
+                wasted += 1
                 self._drop_mode(mode, err)
 
     def _drop_mode(self, mode: StructuredOutput, err: ProviderError) -> None:
@@ -730,6 +735,17 @@ def _import_openai() -> Any:
             extra="openai",
         ) from exc
     return openai
+
+
+async def _refused_as(mode: StructuredOutput | None, attempt: Awaitable[_T]) -> _T:
+    """Await ``attempt``; the server refusing structured-output ``mode`` becomes ``_ModeRefused``,
+    which the retry layer does not retry."""
+    try:
+        return await attempt
+    except ProviderError as err:
+        if mode is not None and mode != "instructions" and mode_unsupported(err):
+            raise _ModeRefused(mode, err) from err
+        raise
 
 
 def _may_still_run(err: ProviderError) -> bool:

@@ -4,8 +4,8 @@ Built on raw ``asyncio.start_server`` so a test controls everything a real proxy
 do wrong: the status, headers and body of each response, delays before the headers and between
 SSE chunks, a stream cut after N chunks (FIN, no terminating chunk) or reset (RST via
 ``SO_LINGER`` 0), and requests that never get an answer. It serves ``POST /v1/chat/completions``
-(plain JSON and SSE) and records every request it receives together with the number of requests in
-flight.
+(plain JSON and SSE), any other ``METHOD /path`` given in ``routes`` (``GET /props``), and records
+every request it receives together with the number of requests in flight.
 
 Caveat: the server runs on the test's own event loop. It is HTTP/1.1 only, with keep-alive, and
 expects request bodies with ``Content-Length`` (what the openai SDK sends).
@@ -238,6 +238,8 @@ class FaultServer:
         port: int = 0,
     ) -> None:
         self._script: deque[Reply | Responder] = deque()
+        self.routes: dict[str, Reply] = {}
+        """Replies to other requests by ``"METHOD /path"`` (e.g. ``"GET /props"``)."""
         self._default = default
         self._clock = clock
         self._server: asyncio.Server | None = None
@@ -343,7 +345,10 @@ class FaultServer:
         return source(request) if callable(source) else source
 
     async def _answer(self, request: Recorded, writer: asyncio.StreamWriter) -> bool:
-        if request.method != "POST" or not request.path.endswith("/chat/completions"):
+        route = self.routes.get(f"{request.method} {request.path}")
+        if route is not None:
+            reply = route
+        elif request.method != "POST" or not request.path.endswith("/chat/completions"):
             reply = Reply.error(404, f"no route for {request.method} {request.path}")
         else:
             reply = self._next_reply(request)
