@@ -95,6 +95,10 @@ class _OpenStream:
     slot: Slot
 
 
+class _EmptyStream(InvalidProviderResponseError):
+    """A 200 event stream without a single chunk (llama-cpp-python's answer to some errors)."""
+
+
 class _ModeRefused(Exception):
     """Internal: the server refused the structured-output mode ``mode`` (``error`` says how)."""
 
@@ -330,7 +334,10 @@ class OpenAIBackend:
         if request.n > 1 and not self.native_n:
             return await self._complete_n(request)
         if self.local and request.n == 1 and not request.logprobs:
-            return await self._complete_streamed(request)
+            try:
+                return await self._complete_streamed(request)
+            except _EmptyStream:
+                pass  # ask again without streaming: the server then says what is wrong
         started = time.perf_counter()
         await self._ensure_slots()
         outcome, wasted = await self._with_modes(
@@ -513,8 +520,10 @@ class OpenAIBackend:
                     iterator = stream.__aiter__()
                     first = await anext(iterator, None)
                 if first is None:
-                    raise InvalidProviderResponseError(
-                        f"{self.name} answered with an empty event stream (no chunks).",
+                    raise _EmptyStream(
+                        f"{self.name} answered with an empty event stream (no chunks); "
+                        "llama-cpp-python does this when the prompt does not fit its context "
+                        "(--n_ctx).",
                         provider=self.name,
                         status_code=raw.status_code,
                     )
