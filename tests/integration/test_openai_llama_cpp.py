@@ -205,18 +205,21 @@ async def test_llama_cpp_twenty_concurrent_runs_on_the_default_backend(
     llama_server: LlamaServer,
 ) -> None:
     """20 graph runs at once on one backend at default settings (but for accepting the random
-    model's cut-off text): no timeouts, no re-sent request."""
+    model's cut-off text, and a 1.5 s timeout standing in for 60 s with a real model's speed):
+    no timeouts, no re-sent request. Before, all 20 went to the one-slot server at once and the
+    last ones spent their timeout in its queue."""
     before = posts(llama_server)
     b = accord.backend(
         f"openai:{llama_server.model}",
         base_url=llama_server.base_url,
         api_key=llama_server.api_key,
         on_truncation="return",
+        timeout=1.5,
     )
     assert isinstance(b, OpenAIBackend)
 
     def graph() -> accord.Graph:
-        solver = accord.Solver("solver", max_tokens=12, temperature=0.7)
+        solver = accord.Solver("solver", max_tokens=24, temperature=0.7)
         critic = accord.Agent("critic", output=Grade, max_tokens=40, temperature=0)
         g = accord.Graph("pair")
         g.add(solver, critic)
