@@ -692,6 +692,13 @@ class OpenAIBackend:
                     "shorten the prompt"
                     if choice.finish_reason == "length"
                     else "ended without a finish_reason, so the output may be incomplete"
+                    + (
+                        " (llama-cpp-python ends a stream this way when another request "
+                        "interrupts it: send one request at a time, or start it with "
+                        "--interrupt_requests False)"
+                        if self.local
+                        else ""
+                    )
                 )
                 raise TruncatedOutputError(
                     f"{self.name} {why}. Pass on_truncation='return' to accept partial output.",
