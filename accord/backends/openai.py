@@ -77,13 +77,23 @@ from accord.messages import Usage
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-__all__ = ["OpenAIBackend", "RetryPolicy", "RetryInfo", "Price", "LOCAL_DEFAULT_CONCURRENCY"]
+__all__ = [
+    "OpenAIBackend",
+    "RetryPolicy",
+    "RetryInfo",
+    "Price",
+    "LOCAL_DEFAULT_CONCURRENCY",
+    "LOCAL_DEADLINE",
+]
 
 log = get_logger(__name__)
 
 _T = TypeVar("_T")
 
 _OFFICIAL_HOST = "api.openai.com"
+
+LOCAL_DEADLINE = 900.0
+"""Default total deadline (seconds) of one call to a local server."""
 _NO_KEY = "no-key"
 
 
@@ -117,7 +127,9 @@ class OpenAIBackend:
         api_key: the key; default ``OPENAI_API_KEY``. Optional for servers other than OpenAI.
         timeout: seconds of silence an attempt may take: until the answer (or a stream's first
             chunk), then between chunks (shorthand for ``retry.timeout``).
-        retry: attempts, timeout, total deadline and waits (:class:`RetryPolicy`).
+        retry: attempts, timeout, total deadline and waits (:class:`RetryPolicy`). A local
+            server's default deadline is :data:`LOCAL_DEADLINE` (900 s): a small machine
+            generates slowly but steadily, and the timeout already catches a silent one.
         max_concurrency: most requests in flight at once across all callers of this instance.
             Default: no limit for a hosted API; for a local server (loopback or private address)
             its slot count from ``GET /props`` or ``/slots``, else
@@ -220,7 +232,9 @@ class OpenAIBackend:
             )
         self._api_key = SecretStr(key or _NO_KEY)
         self._has_key = key is not None
-        self.policy = retry or RetryPolicy()
+        self.policy = retry or (
+            RetryPolicy(deadline=LOCAL_DEADLINE) if self.local else RetryPolicy()
+        )
         if timeout is not None:
             self.policy = self.policy.model_copy(update={"timeout": float(timeout)})
         self.structured: StructuredMode = mode

@@ -207,6 +207,7 @@ def test_backend_defaults_depend_on_the_server(no_proxy_env: None) -> None:
         True,
     )
     assert (official.structured_output, official.native_n) == ("json_schema", True)
+    assert (local.policy.deadline, official.policy.deadline) == (900, 300)
     assert official.name == "openai:gpt-4o-mini"
 
 
