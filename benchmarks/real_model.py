@@ -27,6 +27,7 @@ import asyncio
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -346,6 +347,7 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the server
     model = find_model(args.model)
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"accord-real-model-{os.getpid()}.log"
     server = start_server(model, args.port or free_port(), args.threads, log)
