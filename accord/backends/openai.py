@@ -103,6 +103,8 @@ class _OpenStream:
     iterator: AsyncIterator[Any]
     first: Any
     slot: Slot
+    whole: ParsedCompletion | None = None
+    """The answer of a server that ignored ``stream: true`` and sent one JSON completion."""
 
 
 class _EmptyStream(InvalidProviderResponseError):
@@ -478,6 +480,15 @@ class OpenAIBackend:
         finish: str | None = None
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
+        if opened.whole is not None:  # the server ignored stream: true; one piece is fine too
+            opened.slot.release()
+            choice = opened.whole.choices[0]
+            parts.append(choice.text)
+            finish = choice.finish_reason
+            prompt_tokens = opened.whole.prompt_tokens
+            completion_tokens = opened.whole.completion_tokens
+            if choice.text:
+                yield Delta(text=choice.text)
         try:
             chunk = opened.first
             while chunk is not None:
@@ -501,7 +512,8 @@ class OpenAIBackend:
                 chunk = await self._next_chunk(opened, parts, chunks, outcome)
         finally:
             opened.slot.release()
-            await _close_quietly(opened.stream)
+            if opened.stream is not None:
+                await _close_quietly(opened.stream)
         text = "".join(parts)
         self._check_truncation((Choice(text=text, finish_reason=finish),), outcome.attempts)
         usage = self._usage(
@@ -520,6 +532,12 @@ class OpenAIBackend:
                         **params, timeout=timeout
                     )
                     content_type = raw.headers.get("content-type", "")
+                    if "json" in content_type.lower() and raw.status_code == 200:
+                        body = await raw.http_response.aread()
+                        whole = parse_completion(
+                            content_type, body, provider=self.name, secrets=self._secrets
+                        )
+                        return _OpenStream(None, _no_chunks(), None, slot, whole)
                     if "event-stream" not in content_type.lower():
                         body = await raw.http_response.aread()
                         raise InvalidProviderResponseError(
@@ -800,6 +818,11 @@ def _is_transport_break(err: ProviderError) -> bool:
     return isinstance(err, ProviderUnavailableError | ProviderTimeoutError) and not isinstance(
         cause, openai.APIError
     )
+
+
+async def _no_chunks() -> AsyncIterator[Any]:
+    return
+    yield  # an async generator that yields nothing
 
 
 async def _close_quietly(stream: Any) -> None:

@@ -246,6 +246,9 @@ class FaultServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.requests: list[Recorded] = []
+        """Chat-completion requests (what tests count)."""
+        self.probes: list[Recorded] = []
+        """Every other request (a backend asking ``GET /props``, a wrong path)."""
         self.in_flight = 0
         self.max_in_flight = 0
         self.port = port
@@ -295,7 +298,8 @@ class FaultServer:
                 request = await self._read_request(reader)
                 if request is None:
                     return
-                self.requests.append(request)
+                chat = request.method == "POST" and request.path.endswith("/chat/completions")
+                (self.requests if chat else self.probes).append(request)
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:
