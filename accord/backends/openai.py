@@ -84,6 +84,7 @@ __all__ = [
     "Price",
     "LOCAL_DEFAULT_CONCURRENCY",
     "LOCAL_DEADLINE",
+    "LOCAL_TIMEOUT",
 ]
 
 log = get_logger(__name__)
@@ -92,6 +93,9 @@ _T = TypeVar("_T")
 
 _OFFICIAL_HOST = "api.openai.com"
 
+LOCAL_TIMEOUT = 300.0
+"""Default silence timeout (seconds) of a local server: reading a long prompt on a busy CPU
+(8 tokens a second on 2 shared cores) says nothing until the first token."""
 LOCAL_DEADLINE = 900.0
 """Default total deadline (seconds) of one call to a local server."""
 _NO_KEY = "no-key"
@@ -130,8 +134,8 @@ class OpenAIBackend:
         timeout: seconds of silence an attempt may take: until the answer (or a stream's first
             chunk), then between chunks (shorthand for ``retry.timeout``).
         retry: attempts, timeout, total deadline and waits (:class:`RetryPolicy`). A local
-            server's default deadline is :data:`LOCAL_DEADLINE` (900 s): a small machine
-            generates slowly but steadily, and the timeout already catches a silent one.
+            server's defaults are a :data:`LOCAL_TIMEOUT` of 300 s (a CPU reads a long prompt
+            silently) and a :data:`LOCAL_DEADLINE` of 900 s (it generates slowly but steadily).
         max_concurrency: most requests in flight at once across all callers of this instance.
             Default: no limit for a hosted API; for a local server (loopback or private address)
             its slot count from ``GET /props`` or ``/slots``, else
@@ -235,7 +239,9 @@ class OpenAIBackend:
         self._api_key = SecretStr(key or _NO_KEY)
         self._has_key = key is not None
         self.policy = retry or (
-            RetryPolicy(deadline=LOCAL_DEADLINE) if self.local else RetryPolicy()
+            RetryPolicy(timeout=LOCAL_TIMEOUT, deadline=LOCAL_DEADLINE)
+            if self.local
+            else RetryPolicy()
         )
         if timeout is not None:
             self.policy = self.policy.model_copy(update={"timeout": float(timeout)})

@@ -207,7 +207,8 @@ def test_backend_defaults_depend_on_the_server(no_proxy_env: None) -> None:
         True,
     )
     assert (official.structured_output, official.native_n) == ("json_schema", True)
-    assert (local.policy.deadline, official.policy.deadline) == (900, 300)
+    assert (local.policy.timeout, local.policy.deadline) == (300, 900)
+    assert (official.policy.timeout, official.policy.deadline) == (60, 300)
     assert official.name == "openai:gpt-4o-mini"
 
 
