@@ -341,7 +341,9 @@ def main() -> None:
     parser.add_argument("--skip-patterns", action="store_true")
     parser.add_argument("--skip-examples", action="store_true")
     parser.add_argument("--skip-readme", action="store_true")
-    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="llama.cpp threads (2 on 2 busy cores: 15x slower)"
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--out", help="also write the report (markdown) here")
     args = parser.parse_args()
