@@ -21,7 +21,8 @@ Example::
     local = OpenAIBackend("tiny", base_url="http://127.0.0.1:8080/v1")
 
 Caveat: one instance is the unit of sharing: its concurrency limit, rate limit and 429
-cool-down apply to every agent that uses that instance, not to other instances.
+cool-down apply to every agent that uses that instance, not to other instances; except that
+backends of one local server left at the default concurrency share one limit (its slots).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import asyncio
 import contextlib
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -90,6 +92,9 @@ __all__ = [
 log = get_logger(__name__)
 
 _T = TypeVar("_T")
+
+_LOCAL_LIMITERS: weakref.WeakValueDictionary[str, Limiter] = weakref.WeakValueDictionary()
+"""One limiter per local server URL for backends left at the default concurrency."""
 
 _OFFICIAL_HOST = "api.openai.com"
 
@@ -263,7 +268,14 @@ class OpenAIBackend:
             logits=False,
         )
         self._slots_known = max_concurrency is not None or not self.local
-        self.limiter = Limiter(
+        shared = (
+            not self._slots_known
+            and requests_per_second is None
+            and sleep is None
+            and clock is None
+        )
+        found = _LOCAL_LIMITERS.get(self.base_url or "") if shared else None
+        self.limiter = found or Limiter(
             provider=self.name,
             max_concurrency=max_concurrency,
             requests_per_second=requests_per_second,
@@ -271,6 +283,8 @@ class OpenAIBackend:
             sleep=sleep,
             clock=clock,
         )
+        if shared:  # a local server's slots are one resource, whichever instance asks
+            _LOCAL_LIMITERS[self.base_url or ""] = self.limiter
         self._on_retry = on_retry
         self._retrier = Retrier(
             provider=self.name,

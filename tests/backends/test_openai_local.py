@@ -161,6 +161,17 @@ async def test_local_server_without_slot_info_gets_one_request_at_a_time(
     assert raised.limiter.max_concurrency == 4
 
 
+async def test_local_server_slots_are_shared_by_every_backend_of_that_server(
+    server: FaultServer,
+) -> None:
+    """Agents that each resolve "openai:m" get their own instance; the one slot is still one."""
+    server._default = Reply.stream(sse_events(["a"]), delay=0.05)
+    backends = [make(server) for _ in range(3)]
+    await asyncio.gather(*(b.complete(req()) for b in backends for _ in range(2)))
+    assert server.max_in_flight == 1 and len(server.requests) == 6
+    assert make(server, max_concurrency=2).limiter is not backends[0].limiter
+
+
 async def test_local_server_timeout_measures_silence_not_generation(server: FaultServer) -> None:
     """10 chunks 0.15 s apart take 1.5 s, three times the 0.5 s timeout: silence never passes it."""
     server.script(Reply.stream(sse_events(list("abcdefghij")), chunk_delay=0.15))
