@@ -254,3 +254,10 @@ async def test_retry_reaches_the_run_events(server: FaultServer, fake_time: Fake
     assert result.status == "completed" and len(server.requests) == 2
     assert [(r.node, r.attempt, r.status_code) for r in retries] == [("solver", 1, 503)]
     assert result.usage.requests == 2
+
+
+async def test_local_server_that_ignores_stream_true_still_answers(server: FaultServer) -> None:
+    server.script(Reply.json(completion("whole", usage=(9, 2))))
+    result = await make(server).complete(req())  # local: asked for a stream, got one JSON body
+    assert server.requests[0].body["stream"] is True
+    assert (result.text, result.usage.prompt_tokens, result.usage.estimated) == ("whole", 9, False)
