@@ -67,6 +67,8 @@ class Usage(BaseModel):
     """Tokens generated."""
     cost: float = 0.0
     """Cost in US dollars, from the backend's price table (0 when unknown)."""
+    estimated: bool = False
+    """True when some token counts are estimates (the server reported no usage for a call)."""
     by_model: tuple[tuple[str, Usage], ...] = ()
     """Per model, when one call ran several (cooperative decoding): ``(name, usage)`` pairs.
     Left out of serialised usage when empty (and not kept by the run store)."""
@@ -96,6 +98,7 @@ class Usage(BaseModel):
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost=self.cost + other.cost,
+            estimated=self.estimated or other.estimated,
             by_model=by_model,
         )
 

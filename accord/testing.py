@@ -46,7 +46,12 @@ def estimate_tokens(text: str) -> int:
 def _completion_for(request: Request, text: str, model: str) -> Completion:
     prompt = sum(estimate_tokens(m.content) for m in request.messages)
     usage = construct(
-        Usage, requests=1, prompt_tokens=prompt, completion_tokens=estimate_tokens(text), cost=0.0,
+        Usage,
+        requests=1,
+        prompt_tokens=prompt,
+        completion_tokens=estimate_tokens(text),
+        cost=0.0,
+        estimated=False,
         by_model=(),
     )
     choice = construct(Choice, text=text, finish_reason="stop", logprobs=None)

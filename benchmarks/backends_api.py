@@ -65,8 +65,12 @@ async def bench(base_url: str, total: int, concurrency: int, rounds: int) -> dic
     from accord.backends.openai import OpenAIBackend
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-bench", max_retries=0, timeout=60)
-    backend = OpenAIBackend(
-        "bench-model", base_url=base_url, api_key="sk-bench", max_concurrency=concurrency
+    backend = OpenAIBackend(  # the loopback fake stands in for a hosted API: not local
+        "bench-model",
+        base_url=base_url,
+        api_key="sk-bench",
+        max_concurrency=concurrency,
+        local=False,
     )
     request = Request(
         messages=tuple(ChatMessage(role=m["role"], content=m["content"]) for m in MESSAGES)

@@ -26,10 +26,12 @@ __all__ = ["Limiter", "Slot"]
 class Slot:
     """A place under the concurrency limit; :meth:`release` is idempotent."""
 
-    __slots__ = ("_semaphore",)
+    __slots__ = ("_semaphore", "queued")
 
-    def __init__(self, semaphore: asyncio.Semaphore | None) -> None:
+    def __init__(self, semaphore: asyncio.Semaphore | None, queued: float = 0.0) -> None:
         self._semaphore = semaphore
+        self.queued = queued
+        """Seconds spent waiting for the concurrency place (not for cool-down or rate)."""
 
     def release(self) -> None:
         if self._semaphore is not None:
@@ -106,11 +108,23 @@ class Limiter:
         finally:
             held.release()
 
-    async def acquire(self, budget: float = float("inf")) -> Slot:
+    def set_max_concurrency(self, value: int) -> None:
+        """Set the concurrency limit (e.g. from a local server's slots); loops that already
+        hold a semaphore keep theirs."""
+        if value < 1:
+            raise ConfigError(f"max_concurrency must be at least 1, got {value}.")
+        self.max_concurrency = value
+
+    async def acquire(
+        self, budget: float = float("inf"), *, slot_budget: float | None = None
+    ) -> Slot:
         """Wait for the cool-down, a rate token and a concurrency slot.
 
         Args:
             budget: the longest the caller may wait, in seconds.
+            slot_budget: the longest it may wait for the concurrency slot (default: ``budget``);
+                ``float("inf")`` queues behind this backend's other requests for as long as
+                they take.
 
         Raises:
             RateLimitedError: the cool-down or the rate would make the caller wait past ``budget``.
@@ -118,6 +132,7 @@ class Limiter:
         """
         start = self._clock()
         have_token = False
+        queued = 0.0
         while True:
             await self._wait_cool_down(budget - (self._clock() - start))
             if not have_token:
@@ -127,10 +142,12 @@ class Limiter:
             if semaphore is not None and not semaphore.locked():
                 await semaphore.acquire()  # free slot: returns at once, no timer needed
             elif semaphore is not None:
-                left = budget - (self._clock() - start)
+                left = budget - (self._clock() - start) if slot_budget is None else slot_budget
+                began = self._clock()
                 try:
                     async with asyncio.timeout(left if left != float("inf") else None):
                         await semaphore.acquire()
+                    queued += self._clock() - began
                 except TimeoutError as exc:
                     raise ProviderTimeoutError(
                         f"{self.provider}: no free request slot (max_concurrency="
@@ -142,7 +159,7 @@ class Limiter:
                 if semaphore is not None:
                     semaphore.release()
                 continue
-            return Slot(semaphore)
+            return Slot(semaphore, queued)
 
     # ------------------------------------------------------------------ internals
 

@@ -1,7 +1,8 @@
 """Translate between accord's Request/Completion and the OpenAI chat-completions wire format.
 
 :func:`build_params` turns a :class:`Request` into keyword arguments for
-``chat.completions.create`` (structured output as ``json_schema``, JSON mode or instructions);
+``chat.completions.create`` (structured output as ``json_schema``, JSON mode with the schema inside
+it as llama.cpp takes it, plain JSON mode, or instructions);
 :func:`parse_completion` checks a raw 200 body (content type, JSON, choices, message) and turns it
 into choices, usage and model name; :func:`read_chunk` reads one streamed chunk.
 
@@ -23,6 +24,8 @@ from accord.errors import EmptyCompletionError, InvalidProviderResponseError, Re
 
 __all__ = [
     "StructuredOutput",
+    "StructuredMode",
+    "STRUCTURED_MODES",
     "ParsedCompletion",
     "ChunkData",
     "build_params",
@@ -32,7 +35,18 @@ __all__ = [
     "estimate_tokens",
 ]
 
-StructuredOutput = Literal["json_schema", "json_object", "instructions"]
+StructuredOutput = Literal["json_schema", "json_object+schema", "json_object", "instructions"]
+"""How a ``response_schema`` goes on the wire (one concrete mode)."""
+StructuredMode = Literal["auto", "json_schema", "json_object+schema", "json_object", "instructions"]
+"""What a backend is configured with: a concrete mode, or ``"auto"`` (detect, fall back)."""
+
+STRUCTURED_MODES: tuple[StructuredOutput, ...] = (
+    "json_schema",
+    "json_object+schema",
+    "json_object",
+    "instructions",
+)
+"""Every concrete mode, most constrained first: the order ``"auto"`` falls back in."""
 MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
 
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_-]")
@@ -95,6 +109,9 @@ def build_params(
                 "type": "json_schema",
                 "json_schema": {"name": name or "payload", "schema": schema},
             }
+        elif structured_output == "json_object+schema":
+            # llama-cpp-python (and llama.cpp's server) turn this schema into a grammar.
+            params["response_format"] = {"type": "json_object", "schema": schema}
         else:
             if structured_output == "json_object":
                 params["response_format"] = {"type": "json_object"}

@@ -114,10 +114,14 @@ def default_classify(err: ProviderError) -> RetryHint:
 
 @dataclass(frozen=True)
 class Outcome(Generic[T]):
-    """A successful call's value and the number of attempts it took."""
+    """A successful call's value, the attempts it took and when its deadline passes."""
 
     value: T
     attempts: int
+    requests: int = 0
+    """Requests that reached the server (waiting for a slot or a cool-down is not one)."""
+    deadline_at: float = float("inf")
+    """The retrier clock's time at which the call's total deadline passes (streams use it)."""
 
 
 class Attempt:
@@ -134,8 +138,18 @@ class Attempt:
         return self._call.remaining()
 
     def wait_budget(self) -> float:
-        """The longest this attempt may queue (cool-down, rate limit, concurrency slot)."""
+        """The longest this attempt may wait for a cool-down or the request rate."""
         return min(self.remaining(), self._call.policy.max_wait)
+
+    def credit(self, seconds: float) -> None:
+        """Leave ``seconds`` spent queueing for this backend's own concurrency slot out of the
+        deadline: waiting behind the caller's other requests is not the provider being slow."""
+        if seconds > 0:
+            self._call.start += seconds
+
+    def sent(self) -> None:
+        """Record that this attempt's request is going to the server (it counts as a request)."""
+        self._call.sent += 1
 
     @asynccontextmanager
     async def timed(self) -> AsyncIterator[float]:
@@ -174,7 +188,17 @@ class Attempt:
 
 
 class _CallState:
-    __slots__ = ("provider", "policy", "clock", "start", "hint", "final", "over_cap", "number")
+    __slots__ = (
+        "provider",
+        "policy",
+        "clock",
+        "start",
+        "hint",
+        "final",
+        "over_cap",
+        "number",
+        "sent",
+    )
 
     def __init__(self, provider: str, policy: RetryPolicy, clock: Clock) -> None:
         self.provider = provider
@@ -185,6 +209,7 @@ class _CallState:
         self.final = False
         self.over_cap = False
         self.number = 0
+        self.sent = 0
 
     def remaining(self) -> float:
         return self.policy.deadline - (self.clock() - self.start)
@@ -244,7 +269,9 @@ class Retrier:
                 state.hint = self._classify(err)
                 ra = state.hint.retry_after
                 if isinstance(err, RateLimitedError) and ra is not None and self._on_rate_limited:
-                    self._on_rate_limited(ra)
+                    # Capped like a single wait: one huge Retry-After must not disable the
+                    # backend for everyone; this call fails below, saying what was asked.
+                    self._on_rate_limited(min(ra, self.policy.max_wait))
                 if ra is not None and ra > self.policy.max_wait:
                     state.over_cap = True
                 raise
@@ -269,7 +296,7 @@ class Retrier:
         except ProviderError as err:
             self._finish(err, state)
             raise
-        return Outcome(value, state.number)
+        return Outcome(value, state.number, state.sent, state.start + self.policy.deadline)
 
     # ------------------------------------------------------------------ tenacity hooks
 

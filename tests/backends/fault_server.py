@@ -4,8 +4,8 @@ Built on raw ``asyncio.start_server`` so a test controls everything a real proxy
 do wrong: the status, headers and body of each response, delays before the headers and between
 SSE chunks, a stream cut after N chunks (FIN, no terminating chunk) or reset (RST via
 ``SO_LINGER`` 0), and requests that never get an answer. It serves ``POST /v1/chat/completions``
-(plain JSON and SSE) and records every request it receives together with the number of requests in
-flight.
+(plain JSON and SSE), any other ``METHOD /path`` given in ``routes`` (``GET /props``), and records
+every request it receives together with the number of requests in flight.
 
 Caveat: the server runs on the test's own event loop. It is HTTP/1.1 only, with keep-alive, and
 expects request bodies with ``Content-Length`` (what the openai SDK sends).
@@ -238,12 +238,17 @@ class FaultServer:
         port: int = 0,
     ) -> None:
         self._script: deque[Reply | Responder] = deque()
+        self.routes: dict[str, Reply] = {}
+        """Replies to other requests by ``"METHOD /path"`` (e.g. ``"GET /props"``)."""
         self._default = default
         self._clock = clock
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.requests: list[Recorded] = []
+        """Chat-completion requests (what tests count)."""
+        self.probes: list[Recorded] = []
+        """Every other request (a backend asking ``GET /props``, a wrong path)."""
         self.in_flight = 0
         self.max_in_flight = 0
         self.port = port
@@ -293,7 +298,8 @@ class FaultServer:
                 request = await self._read_request(reader)
                 if request is None:
                     return
-                self.requests.append(request)
+                chat = request.method == "POST" and request.path.endswith("/chat/completions")
+                (self.requests if chat else self.probes).append(request)
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:
@@ -343,7 +349,10 @@ class FaultServer:
         return source(request) if callable(source) else source
 
     async def _answer(self, request: Recorded, writer: asyncio.StreamWriter) -> bool:
-        if request.method != "POST" or not request.path.endswith("/chat/completions"):
+        route = self.routes.get(f"{request.method} {request.path}")
+        if route is not None:
+            reply = route
+        elif request.method != "POST" or not request.path.endswith("/chat/completions"):
             reply = Reply.error(404, f"no route for {request.method} {request.path}")
         else:
             reply = self._next_reply(request)

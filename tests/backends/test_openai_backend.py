@@ -44,7 +44,7 @@ def make(server: FaultServer, fake_time: FakeTime, **kw: object) -> OpenAIBacken
         api_key=CANARY_KEY,
         sleep=fake_time.sleep,
         clock=fake_time.clock,
-        **kw,  # type: ignore[arg-type]
+        **{"local": False, **kw},  # type: ignore[arg-type]
     )
 
 
@@ -195,8 +195,20 @@ async def test_complete_structured_output_instructions_add_a_system_message_when
 def test_backend_defaults_depend_on_the_server(no_proxy_env: None) -> None:
     local = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1")
     official = OpenAIBackend("gpt-4o-mini", api_key="sk-x")
-    assert (local.structured_output, local.native_n) == ("json_object", False)
+    assert (local.structured, local.structured_output, local.native_n) == (
+        "auto",
+        "json_schema",
+        False,
+    )
+    assert (local.local, local.retry_timeouts, official.local, official.retry_timeouts) == (
+        True,
+        False,
+        False,
+        True,
+    )
     assert (official.structured_output, official.native_n) == ("json_schema", True)
+    assert (local.policy.timeout, local.policy.deadline) == (300, 900)
+    assert (official.policy.timeout, official.policy.deadline) == (60, 300)
     assert official.name == "openai:gpt-4o-mini"
 
 
@@ -396,7 +408,7 @@ def test_backend_works_across_event_loops(no_proxy_env: None) -> None:
             port = srv.port
             if backend is None:
                 backend = OpenAIBackend(
-                    "m", base_url=srv.base_url, api_key=CANARY_KEY, max_concurrency=2
+                    "m", base_url=srv.base_url, api_key=CANARY_KEY, max_concurrency=2, local=False
                 )
             return (await backend.complete(req())).text
 

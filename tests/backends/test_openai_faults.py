@@ -49,7 +49,8 @@ def make(server: FaultServer | str, fake_time: FakeTime | None, **kw: object) ->
     timing: dict[str, object] = (
         {"sleep": fake_time.sleep, "clock": fake_time.clock} if fake_time else {}
     )
-    return OpenAIBackend("test-model", base_url=base_url, api_key=CANARY_KEY, **timing, **kw)  # type: ignore[arg-type]
+    options = {"local": False, **timing, **kw}  # the fault server stands in for a hosted API
+    return OpenAIBackend("test-model", base_url=base_url, api_key=CANARY_KEY, **options)  # type: ignore[arg-type]
 
 
 def chain(err: BaseException) -> list[BaseException]:
@@ -108,7 +109,12 @@ async def test_retry_429_cool_down_holds_every_caller_of_the_backend(server: Fau
     server.script(Reply.error(429, "slow down", headers={"retry-after": "2"}))
     server._default = Reply.json(completion("ok"))
     backend = OpenAIBackend(
-        "m", base_url=server.base_url, api_key=CANARY_KEY, sleep=sleep, clock=lambda: now[0]
+        "m",
+        base_url=server.base_url,
+        api_key=CANARY_KEY,
+        sleep=sleep,
+        clock=lambda: now[0],
+        local=False,
     )
     first = asyncio.create_task(backend.complete(req("a")))
     await wait_until(lambda: backend.limiter.cooling_for() > 0)
@@ -121,23 +127,25 @@ async def test_retry_429_cool_down_holds_every_caller_of_the_backend(server: Fau
     assert len(sleeps) == 4 and all(s == pytest.approx(2.0) for s in sleeps)
 
 
-async def test_retry_after_beyond_the_cap_fails_at_once(
+async def test_retry_after_beyond_the_cap_fails_that_call_and_cools_down_at_most_max_wait(
     server: FaultServer, fake_time: FakeTime
 ) -> None:
-    server.script(Reply.error(429, "come back later", headers={"retry-after": "3600"}))
+    server.script(Reply.error(429, "come back later", headers={"retry-after": "99999"}))
+    server._default = Reply.json(completion("back"))
     backend = make(server, fake_time)
     with pytest.raises(RateLimitedError) as info:
         await backend.complete(req())
-    assert info.value.retry_after == 3600
+    assert info.value.retry_after == 99999
     assert info.value.attempts == 1
-    assert "max_wait=60" in str(info.value)
+    assert "asked to wait 99999 s" in str(info.value) and "max_wait=60" in str(info.value)
     assert fake_time.sleeps == []
     assert len(server.requests) == 1
-    # The cool-down now stops other callers before they reach the server.
-    with pytest.raises(RateLimitedError) as again:
-        await backend.complete(req())
-    assert again.value.retry_after == pytest.approx(3600)
-    assert len(server.requests) == 1
+    # The shared cool-down is capped like a single wait: the backend is not off for 27.8 hours.
+    assert 0 < backend.limiter.cooling_for() <= 60
+    again = await backend.complete(req())
+    assert again.text == "back"
+    assert fake_time.sleeps == [pytest.approx(60)]
+    assert len(server.requests) == 2
 
 
 async def test_retry_after_beyond_the_cap_never_sleeps_in_real_time(server: FaultServer) -> None:
@@ -348,14 +356,22 @@ async def test_stream_error_event_mid_stream_is_typed(
     assert len(server.requests) == 1
 
 
-async def test_stream_invalid_json_chunk_is_invalid_response(
+async def test_stream_malformed_chunk_keeps_the_partial_text(
     server: FaultServer, fake_time: FakeTime
 ) -> None:
     server.script(
-        Reply.stream([*sse_events(["a"], finish_reason=None, done=False), "data: {broken\n\n"])
+        Reply.stream(
+            [*sse_events(["Hel", "lo"], finish_reason=None, done=False), "data: {broken\n\n"]
+        )
     )
-    with pytest.raises(InvalidProviderResponseError):
-        [d async for d in make(server, fake_time).stream(req())]
+    got: list[str] = []
+    with pytest.raises(StreamInterruptedError) as info:
+        async for delta in make(server, fake_time).stream(req()):
+            got.append(delta.text)
+    assert got == ["Hel", "lo"]
+    assert info.value.partial_text == "Hello" and info.value.chunks == 2
+    assert "malformed chunk" in str(info.value)
+    assert isinstance(info.value.__cause__, InvalidProviderResponseError)
 
 
 async def test_stream_html_page_is_invalid_response(
