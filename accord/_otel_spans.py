@@ -151,9 +151,12 @@ class Tracer:
     def _event(self, state: _RunSpans, event: Any) -> None:
         kind = event.kind
         if kind == "activation_started":
+            # A subgraph's node nests under the activation of the subgraph node that runs it.
+            outer = state.activations.get(_outer_activation(event.run_id, event.node) or "")
+            parent = outer[1] if outer is not None else state.span
             span = self._get().start_span(
                 f"invoke_agent {event.node}",
-                context=trace.set_span_in_context(state.span),
+                context=trace.set_span_in_context(parent),
                 kind=SpanKind.INTERNAL,
                 start_time=_ns(event.at),
                 attributes={
@@ -388,3 +391,13 @@ def _auto_provider() -> Any:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
         return provider
+
+
+def _outer_activation(run_id: str, node: str) -> str | None:
+    """The activation id of the subgraph node running ``node`` ("sub/a", or "sub[2]/a" when
+    "sub" is in its round 2), or None for a node of the run's own graph."""
+    if "/" not in node:
+        return None
+    head, sep, last = node.rsplit("/", 1)[0].rpartition("/")
+    name, bracket, rnd = last.partition("[")
+    return f"{run_id}/{head}{sep}{name}/{rnd.rstrip(']') if bracket else 0}"

@@ -331,13 +331,9 @@ def run_command(
                 target, agents, rounds, temperature=temperature, max_tokens=max_tokens
             )
             # Recorded with the run: `accord runs resume ID` builds the same graph again.
-            graph.origin = {
-                "pattern": target,
-                "agents": agents,
-                "rounds": rounds,
-                "temperature": temperature,
-                "max_tokens": max_tokens,
-            }
+            graph.origin = {"pattern": target, "agents": agents, "rounds": rounds}
+            sampling = {"temperature": temperature, "max_tokens": max_tokens}
+            graph.origin.update({k: v for k, v in sampling.items() if v is not None})
         graph.validate()
         needs_model = model or base_url or not from_file or _needs_model(graph)
         backend_flags = timeout is not None or concurrency is not None or structured is not None

@@ -381,16 +381,16 @@ def test_cli_live_view_shows_model_text_without_escapes_or_markup() -> None:
     from accord.runtime import events as ev
 
     graph = accord.Graph("g")
-    graph.add(accord.Agent("a[/bold]"))
+    graph.add(accord.Agent("a[bold]"))
     out = io.StringIO()
     view = LiveView(graph, Console(file=out, force_terminal=True, width=120, emoji=False))
     with view:
         for text in ("\x1b]0;pwned\x07hello [/bold] :m: ", "\x1b[2Jworld"):
-            view.on_event(ev.TokenEvent(run_id="r", at=0.0, node="a[/bold]", round=0, text=text))
+            view.on_event(ev.TokenEvent(run_id="r", at=0.0, node="a[bold]", round=0, text=text))
         view._live.refresh()
     shown = out.getvalue()
     assert "pwned" not in shown and "\x1b[2J" not in shown and "\x07" not in shown
-    assert "hello [/bold] :m: world" in shown and "a[/bold]" in shown
+    assert "hello [/bold] :m: world" in shown and "a[bold]" in shown
 
 
 @pytest.mark.parametrize(
