@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import types
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from conftest import NBackend
@@ -268,11 +270,16 @@ async def test_token_forward_passes_all_end_before_a_failure_is_raised() -> None
 
     finished = threading.Event()
 
+    class Worker:  # a model's worker thread, as HFBackend.run_in_worker gives
+        async def run_in_worker(self, fn: Any) -> Any:
+            return await asyncio.to_thread(fn)
+
     class Fake:
         stale = True
 
         def __init__(self, fails: bool) -> None:
             self.fails = fails
+            self.lm = types.SimpleNamespace(backend=Worker())
 
         def sync(self) -> None:
             if self.fails:
