@@ -144,7 +144,7 @@ def _encode_request(
         ):
             out["base"], out["keep"] = list(where), len(before)
             keep = len(before)
-    out["messages"] = [[m.role, ref(m.content)] for m in messages[keep:]]
+    out["messages"] = [_encode_message(m, ref) for m in messages[keep:]]
     earlier[request.agent] = (at, messages)
     fields = request.__dict__
     for key, default in _REQUEST_DEFAULTS.items():
@@ -152,6 +152,24 @@ def _encode_request(
         if value != default:
             out[key] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def _encode_message(m: ChatMessage, ref: Callable[[str], str]) -> list[Any]:
+    """``[role, text]``, plus the tool fields (calls, call id, name) when a turn has them."""
+    if not m.tool_calls and m.tool_call_id is None and m.name is None:
+        return [m.role, ref(m.content)]
+    extra = {"tool_calls": [c.model_dump() for c in m.tool_calls]} if m.tool_calls else {}
+    if m.tool_call_id is not None:
+        extra["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        extra["name"] = m.name
+    return [m.role, ref(m.content), extra]
+
+
+def _decode_message(item: list[Any], texts: dict[str, str]) -> ChatMessage:
+    if len(item) == 2:
+        return ChatMessage(role=item[0], content=texts[item[1]])
+    return ChatMessage(role=item[0], content=texts[item[1]], **item[2])
 
 
 _REQUEST_DEFAULTS: dict[str, Any] = {
@@ -165,6 +183,8 @@ def _encode_completion(completion: Completion, ref: Callable[[str], str]) -> dic
         item: dict[str, Any] = {"text": ref(choice.text), "finish_reason": choice.finish_reason}
         if choice.logprobs is not None:
             item["logprobs"] = [lp.model_dump(mode="json") for lp in choice.logprobs]
+        if choice.tool_calls:
+            item["tool_calls"] = [c.model_dump() for c in choice.tool_calls]
         choices.append(item)
     u = completion.usage
     return {
@@ -282,7 +302,7 @@ def decode_calls(
             req = raw[k[:2]][k[2]]["request"]
             base = req.get("base")
             start = messages[(base[0], base[1], base[2])][: req["keep"]] if base else ()
-            new = tuple(ChatMessage(role=r, content=texts[t]) for r, t in req["messages"])
+            new = tuple(_decode_message(item, texts) for item in req["messages"])
             messages[k] = start + new
         return messages[key if not chain else chain[0]]
 
@@ -301,6 +321,7 @@ def decode_calls(
                         text=texts[ch["text"]],
                         finish_reason=ch.get("finish_reason"),
                         logprobs=ch.get("logprobs"),
+                        tool_calls=ch.get("tool_calls", ()),
                     )
                     for ch in resp["choices"]
                 )
