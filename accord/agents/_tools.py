@@ -65,7 +65,7 @@ def _message(
 
 
 async def _run_one(
-    ctx: ActivationContext, tools: dict[str, Tool], call: ToolCall, backend: Backend
+    ctx: ActivationContext, tools: dict[str, Tool], call: ToolCall, backend: Backend, agent: str
 ) -> ToolResult:
     _emit(
         ctx,
@@ -82,7 +82,7 @@ async def _run_one(
         ),
     )
     recorded = getattr(backend, "recorded_tool_result", None)
-    found = recorded(ctx.node, ctx.round, call.id) if callable(recorded) else None
+    found = recorded(agent, ctx.round, call.id) if callable(recorded) else None
     tool = tools.get(call.name)
     if found is not None:
         result = ToolResult(call.id, call.name, str(found), None, 0.0, cached=True)
@@ -124,13 +124,14 @@ async def run_calls(
     tools: dict[str, Tool],
     calls: Sequence[ToolCall],
     backend: Backend,
+    agent: str,
 ) -> list[ToolResult]:
     """Run one reply's tool calls concurrently; results in the calls' order (never raises for a
     tool's failure)."""
     if len(calls) == 1:
-        return [await _run_one(ctx, tools, calls[0], backend)]
+        return [await _run_one(ctx, tools, calls[0], backend, agent)]
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(_run_one(ctx, tools, call, backend)) for call in calls]
+        tasks = [group.create_task(_run_one(ctx, tools, call, backend, agent)) for call in calls]
     return [task.result() for task in tasks]
 
 
@@ -188,7 +189,7 @@ async def complete_with_tools(
         calls = _with_ids(calls, ctx.round, done)
         chat = [*chat, _message("assistant", completion.text, tool_calls=calls)]
         allowed = calls[: agent.max_tool_calls - done]
-        results = await run_calls(ctx, tools, allowed, resolved)
+        results = await run_calls(ctx, tools, allowed, resolved, agent.name)
         for call in calls[len(allowed) :]:
             results.append(
                 ToolResult(

@@ -144,7 +144,10 @@ def _encode_request(
         ):
             out["base"], out["keep"] = list(where), len(before)
             keep = len(before)
-    out["messages"] = [_encode_message(m, ref) for m in messages[keep:]]
+    out["messages"] = [[m.role, ref(m.content)] for m in messages[keep:]]
+    extras = {str(i): _tool_fields(m) for i, m in enumerate(messages[keep:]) if _has_tools(m)}
+    if extras:
+        out["tool_fields"] = extras
     earlier[request.agent] = (at, messages)
     fields = request.__dict__
     for key, default in _REQUEST_DEFAULTS.items():
@@ -154,22 +157,18 @@ def _encode_request(
     return out
 
 
-def _encode_message(m: ChatMessage, ref: Callable[[str], str]) -> list[Any]:
-    """``[role, text]``, plus the tool fields (calls, call id, name) when a turn has them."""
-    if not m.tool_calls and m.tool_call_id is None and m.name is None:
-        return [m.role, ref(m.content)]
-    extra = {"tool_calls": [c.model_dump() for c in m.tool_calls]} if m.tool_calls else {}
+def _has_tools(m: ChatMessage) -> bool:
+    return bool(m.tool_calls) or m.tool_call_id is not None or m.name is not None
+
+
+def _tool_fields(m: ChatMessage) -> dict[str, Any]:
+    """A turn's tool fields (calls, call id, tool name), stored beside its ``[role, text]``."""
+    out: dict[str, Any] = {"tool_calls": [c.model_dump() for c in m.tool_calls]}
     if m.tool_call_id is not None:
-        extra["tool_call_id"] = m.tool_call_id
+        out["tool_call_id"] = m.tool_call_id
     if m.name is not None:
-        extra["name"] = m.name
-    return [m.role, ref(m.content), extra]
-
-
-def _decode_message(item: list[Any], texts: dict[str, str]) -> ChatMessage:
-    if len(item) == 2:
-        return ChatMessage(role=item[0], content=texts[item[1]])
-    return ChatMessage(role=item[0], content=texts[item[1]], **item[2])
+        out["name"] = m.name
+    return out
 
 
 _REQUEST_DEFAULTS: dict[str, Any] = {
@@ -302,7 +301,11 @@ def decode_calls(
             req = raw[k[:2]][k[2]]["request"]
             base = req.get("base")
             start = messages[(base[0], base[1], base[2])][: req["keep"]] if base else ()
-            new = tuple(_decode_message(item, texts) for item in req["messages"])
+            extra = req.get("tool_fields", {})
+            new = tuple(
+                ChatMessage(role=r, content=texts[t], **extra.get(str(i), {}))
+                for i, (r, t) in enumerate(req["messages"])
+            )
             messages[k] = start + new
         return messages[key if not chain else chain[0]]
 
@@ -312,7 +315,11 @@ def decode_calls(
         decoded: list[tuple[Request, Completion]] = []
         try:
             for i, call in enumerate(calls):
-                req = {k: v for k, v in call["request"].items() if k not in ("base", "keep")}
+                req = {
+                    k: v
+                    for k, v in call["request"].items()
+                    if k not in ("base", "keep", "tool_fields")
+                }
                 req["messages"] = chat((node, rnd, i))
                 req["run_id"] = run_id
                 resp = call["response"]
