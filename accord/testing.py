@@ -82,7 +82,11 @@ async def _stream_completion(completion: Completion) -> AsyncIterator[Delta]:
     words = completion.text.split(" ")
     for i, word in enumerate(words):
         yield Delta(text=word if i == 0 else " " + word)
-    yield Delta(finish_reason=completion.finish_reason, usage=completion.usage)
+    yield Delta(
+        finish_reason=completion.finish_reason,
+        usage=completion.usage,
+        tool_calls=completion.tool_calls,
+    )
 
 
 class ScriptedBackend:

@@ -22,7 +22,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,12 +36,14 @@ from accord.backends._openai_convert import (
     StructuredOutput,
     build_params,
     estimate_tokens,
+    schema_instructions,
     parse_completion,
     read_chunk,
 )
 from accord.backends._openai_errors import classify, excerpt, translate_errors
 from accord.backends._pricing import Price, PriceTable, cost_of, normalize_prices
 from accord.backends._retry import Attempt, Retrier, RetryInfo, RetryPolicy
+from accord.backends._tool_calls import apply_tools, prompted_choice
 from accord.backends.base import Capabilities, Choice, Completion, Delta, Request
 from accord.errors import (
     ConfigError,
@@ -103,6 +105,9 @@ class OpenAIBackend:
         default_headers: extra HTTP headers for every request.
         sleep: the sleep used for retry waits and cool-downs (tests inject a fake).
         clock: a monotonic clock in seconds (tests inject a fake).
+        tool_calling: how tools are sent: ``"native"`` (OpenAI's ``tools``/``tool_calls``) or
+            ``"prompt"`` (described in the system prompt, calls read from ``<tool_call>`` JSON
+            in the reply; for servers without tool calling). See ``_tool_calls``.
 
     Raises:
         ConfigError: no API key for OpenAI, or an invalid option.
@@ -130,6 +135,7 @@ class OpenAIBackend:
         default_headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
+        tool_calling: Literal["native", "prompt"] = "native",
     ) -> None:
         _import_openai()
         if not model:
@@ -141,6 +147,9 @@ class OpenAIBackend:
                 f"structured_output must be 'json_schema', 'json_object' or 'instructions', "
                 f"got {structured_output!r}."
             )
+        if tool_calling not in ("native", "prompt"):
+            raise ConfigError(f"tool_calling must be 'native' or 'prompt', got {tool_calling!r}.")
+        self.tool_calling = tool_calling
         if on_truncation not in ("error", "return"):
             raise ConfigError(f"on_truncation must be 'error' or 'return', got {on_truncation!r}.")
         self.model = model
@@ -263,8 +272,13 @@ class OpenAIBackend:
             structured_output=self.structured_output,
             max_tokens_param=self.max_tokens_param,
         )
+        params = self._with_tools(params, request)
         outcome = await self._retrier.call(lambda attempt: self._complete_once(attempt, params))
         parsed = outcome.value
+        if request.tools and self.tool_calling == "prompt":
+            parsed = replace(
+                parsed, choices=tuple(prompted_choice(c, request) for c in parsed.choices)
+            )
         if len(parsed.choices) < request.n:
             raise InvalidProviderResponseError(
                 f"{self.name} returned {len(parsed.choices)} choice(s) for n={request.n}: the "
@@ -288,6 +302,21 @@ class OpenAIBackend:
             usage=usage,
             model=parsed.model or self.model,
             latency_s=time.perf_counter() - started,
+        )
+
+    def _with_tools(self, params: dict[str, Any], request: Request) -> dict[str, Any]:
+        schema = request.response_schema
+        note = (
+            schema_instructions(schema)
+            if schema is not None and self.structured_output != "json_schema"
+            else None
+        )
+        return apply_tools(
+            params,
+            request,
+            self.tool_calling,
+            note,
+            json_schema_format=self.structured_output == "json_schema",
         )
 
     async def _complete_once(self, attempt: Attempt, params: dict[str, Any]) -> ParsedCompletion:
@@ -336,6 +365,16 @@ class OpenAIBackend:
                 (unless ``on_truncation="return"``).
             ProviderError: any other failure, as for :meth:`complete`.
         """
+        if request.tools:  # tool calls arrive whole: answer in one piece, then "stream" it
+            completion = await self.complete(request)
+            if completion.text:
+                yield Delta(text=completion.text)
+            yield Delta(
+                finish_reason=completion.finish_reason,
+                usage=completion.usage,
+                tool_calls=completion.tool_calls,
+            )
+            return
         check_real_call_allowed(self.name)
         if request.n != 1:
             raise ConfigError(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from accord import _crash
-from accord.backends.base import Backend, Choice, Completion, Request
+from accord.backends.base import Backend, Choice, Completion, Request, ToolCall
 from accord.errors import ConfigError
 from accord.messages import ZERO_USAGE, Message, Payload, Usage
 
@@ -190,6 +190,7 @@ class ActivationContext:
         parts: list[str] = []
         usage: Usage | None = None
         finish: str | None = None
+        calls: tuple[ToolCall, ...] = ()
         started = time.perf_counter()
         async with contextlib.aclosing(backend.stream(request)) as deltas:  # type: ignore[type-var]
             async for delta in deltas:
@@ -200,9 +201,11 @@ class ActivationContext:
                     finish = delta.finish_reason
                 if delta.usage is not None:
                     usage = delta.usage
+                if delta.tool_calls:
+                    calls += delta.tool_calls
         text = "".join(parts)
         return Completion(
-            choices=(Choice(text=text, finish_reason=finish),),
+            choices=(Choice(text=text, finish_reason=finish, tool_calls=calls),),
             usage=usage or Usage(requests=1),
             model=backend.name,
             latency_s=time.perf_counter() - started,

@@ -120,7 +120,11 @@ class ReplayBackend:
         words = completion.text.split(" ")
         for i, word in enumerate(words):
             yield Delta(text=word if i == 0 else " " + word)
-        yield Delta(finish_reason=completion.finish_reason, usage=completion.usage)
+        yield Delta(
+            finish_reason=completion.finish_reason,
+            usage=completion.usage,
+            tool_calls=completion.tool_calls,
+        )
 
     def __repr__(self) -> str:
         return f"ReplayBackend({self.run_id!r})"
