@@ -16,7 +16,7 @@ from typing import Any
 from accord.backends._hf_batch import HFStats, Outcome, Pending
 from accord.backends._hf_generate import RowSpec, Sampling, generate_rows
 from accord.backends._hf_load import Loaded
-from accord.backends._hf_prompt import chat_messages, render_prompt
+from accord.backends._hf_tools import request_prompt
 from accord.backends.base import Choice, Completion, Request
 from accord.errors import AccordError, ConfigError, ProviderError, ProviderRequestError
 from accord.messages import Usage
@@ -92,7 +92,7 @@ def run_batch(
         if item.is_cancelled():
             continue
         try:
-            ids = loaded.encode(render_prompt(loaded, chat_messages(item.request), model))
+            ids = loaded.encode(request_prompt(loaded, item.request, model))
             check_length(model, loaded, len(ids) + 1)
             prompts[index] = ids
         except Exception as exc:
