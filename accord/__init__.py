@@ -47,6 +47,7 @@ from accord.graphs.patterns import (
 )
 from accord.messages import Answer, Critique, Message, Payload, Plan, Solution, Usage, Verdict, Vote
 from accord.prompts import Template
+from accord.tools import Tool
 from accord.runtime import (
     CostBudget,
     MaxRounds,
@@ -109,6 +110,7 @@ __all__ = [
     "Step",
     "step",
     "Template",
+    "Tool",
     # cooperation patterns
     "debate",
     "critique_revise",
@@ -173,4 +175,8 @@ def __getattr__(name: str) -> Any:
         import accord.ensemble
 
         return getattr(accord.ensemble, name)
+    if name == "mcp":  # accord.mcp.tools(...): the MCP SDK loads only when it is used
+        import accord.mcp
+
+        return accord.mcp
     raise AttributeError(f"module 'accord' has no attribute {name!r}")
