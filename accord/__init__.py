@@ -47,7 +47,6 @@ from accord.graphs.patterns import (
 )
 from accord.messages import Answer, Critique, Message, Payload, Plan, Solution, Usage, Verdict, Vote
 from accord.prompts import Template
-from accord.tools import Tool
 from accord.runtime import (
     CostBudget,
     MaxRounds,
@@ -58,6 +57,7 @@ from accord.runtime import (
     TokenBudget,
     Until,
 )
+from accord.tools import Tool
 
 if TYPE_CHECKING:
     from accord.ensemble import (

@@ -52,12 +52,12 @@ async def _session(target: str, env: dict[str, str] | None) -> AsyncIterator[Any
             await s.initialize()
             yield s
     elif target.startswith(("http://", "https://")):
-        from mcp.client import streamable_http
+        from mcp.client.streamable_http import streamable_http_client
 
-        connect = getattr(streamable_http, "streamable_http_client", None) or getattr(
-            streamable_http, "streamablehttp_client"
-        )
-        async with connect(target) as streams, mcp.ClientSession(streams[0], streams[1]) as s:
+        async with (
+            streamable_http_client(target) as streams,
+            mcp.ClientSession(streams[0], streams[1]) as s,
+        ):
             await s.initialize()
             yield s
     else:
@@ -104,7 +104,7 @@ async def tools(
     target: str,
     *,
     env: dict[str, str] | None = None,
-    timeout: float | None = 60.0,
+    timeout: float | None = 60.0,  # noqa: ASYNC109
     side_effects: bool = False,
 ) -> list[Tool]:
     """The tools of the MCP server at ``target`` (see module docstring).

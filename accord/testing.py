@@ -59,9 +59,7 @@ def _calls_completion(request: Request, calls: Sequence[ToolCall], model: str) -
     choice = construct(
         Choice, text="", finish_reason="tool_calls", logprobs=None, tool_calls=tuple(calls)
     )
-    return construct(
-        Completion, choices=(choice,), usage=done.usage, model=model, latency_s=0.0
-    )
+    return construct(Completion, choices=(choice,), usage=done.usage, model=model, latency_s=0.0)
 
 
 def estimate_tokens(text: str) -> int:

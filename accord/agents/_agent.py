@@ -164,9 +164,7 @@ def _template(template: str | Path | Template | None, default: str) -> Template:
     return Template.from_string(template, name="<agent template>")
 
 
-def _tools(
-    name: str, tools: Sequence[Any], max_calls: int, max_errors: int
-) -> dict[str, Tool]:
+def _tools(name: str, tools: Sequence[Any], max_calls: int, max_errors: int) -> dict[str, Tool]:
     if not tools:
         return {}
     from accord.tools import as_tool

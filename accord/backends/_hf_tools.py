@@ -56,7 +56,11 @@ def _template_turns(request: Request) -> list[dict[str, Any]]:
                 except ValueError:
                     arguments = c.arguments
                 calls.append(
-                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments}}
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": arguments},
+                    }
                 )
             turns.append({"role": "assistant", "content": m.content, "tool_calls": calls})
         else:
@@ -83,7 +87,11 @@ def request_prompt(loaded: Loaded, request: Request, model: str) -> str:
         specs = [
             {
                 "type": "function",
-                "function": {"name": s.name, "description": s.description, "parameters": s.parameters},
+                "function": {
+                    "name": s.name,
+                    "description": s.description,
+                    "parameters": s.parameters,
+                },
             }
             for s in request.tools
         ]
@@ -119,7 +127,9 @@ def _forced_choice(choice: Choice, name: str) -> Choice:
         raw = raw[:-1].rstrip() if raw.endswith("}") else raw
         calls = (ToolCall(id="call_0", name=name, arguments=raw),)
         text = ""
-    return choice.model_copy(update={"text": text, "tool_calls": calls, "finish_reason": "tool_calls"})
+    return choice.model_copy(
+        update={"text": text, "tool_calls": calls, "finish_reason": "tool_calls"}
+    )
 
 
 def read_tool_calls(completion: Completion, request: Request) -> Completion:

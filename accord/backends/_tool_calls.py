@@ -165,7 +165,10 @@ def forced_call_schema(request: Request) -> dict[str, Any] | None:
         return None
     return {
         "type": "object",
-        "properties": {"name": {"type": "string", "enum": [spec.name]}, "arguments": spec.parameters},
+        "properties": {
+            "name": {"type": "string", "enum": [spec.name]},
+            "arguments": spec.parameters,
+        },
         "required": ["name", "arguments"],
     }
 

@@ -46,8 +46,8 @@ from accord.backends._hf_logits import (
     step_decoding,
 )
 from accord.backends._hf_prompt import chat_messages, render_prompt
-from accord.backends._hf_tools import read_tool_calls
 from accord.backends._hf_run import check_length, model_error, run_batch, sampling_of
+from accord.backends._hf_tools import read_tool_calls
 from accord.backends.base import Capabilities, ChatMessage, Completion, Delta, Request
 from accord.errors import AccordError, ConfigError
 

@@ -36,9 +36,9 @@ from accord.backends._openai_convert import (
     StructuredOutput,
     build_params,
     estimate_tokens,
-    schema_instructions,
     parse_completion,
     read_chunk,
+    schema_instructions,
 )
 from accord.backends._openai_errors import classify, excerpt, translate_errors
 from accord.backends._pricing import Price, PriceTable, cost_of, normalize_prices

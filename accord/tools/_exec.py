@@ -81,6 +81,22 @@ def _limits(memory_mb: int, cpu_s: int, file_mb: int) -> None:  # pragma: no cov
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _prepare(workdir: str, code: str, files: dict[str, str]) -> str:
+    """Write ``files`` and the program into ``workdir``; the program's path."""
+    root = os.path.realpath(workdir)
+    for name, text in files.items():
+        target = os.path.realpath(os.path.join(root, name))
+        if not target.startswith(root + os.sep):
+            raise ConfigError(f"python_exec: file name {name!r} leaves the working directory.")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    script = os.path.join(root, "main.py")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write(code)
+    return script
+
+
 def _cut(data: bytes, limit: int) -> tuple[str, bool]:
     text = data.decode("utf-8", errors="replace")
     if len(text) > limit:
@@ -91,7 +107,7 @@ def _cut(data: bytes, limit: int) -> tuple[str, bool]:
 async def python_exec(
     code: str,
     *,
-    timeout: float = 10.0,
+    timeout: float = 10.0,  # noqa: ASYNC109
     memory_mb: int = 512,
     max_output_chars: int = 20_000,
     stdin: str = "",
@@ -118,16 +134,7 @@ async def python_exec(
         raise ConfigError("python_exec: timeout, memory_mb and max_output_chars must be positive.")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="accord-exec-") as workdir:
-        for name, text in (files or {}).items():
-            target = os.path.realpath(os.path.join(workdir, name))
-            if not target.startswith(os.path.realpath(workdir) + os.sep):
-                raise ConfigError(f"python_exec: file name {name!r} leaves the working directory.")
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        script = os.path.join(workdir, "main.py")
-        with open(script, "w", encoding="utf-8") as handle:
-            handle.write(code)
+        script = await asyncio.to_thread(_prepare, workdir, code, files or {})
         env = {
             "PATH": os.defpath,
             "LANG": "C.UTF-8",

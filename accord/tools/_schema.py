@@ -19,7 +19,9 @@ from accord.errors import ConfigError
 
 __all__ = ["parse_docstring", "arguments_model", "json_schema"]
 
-_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Example|Examples|Note|Notes|Caveat)\s*:\s*$")
+_SECTION = re.compile(
+    r"^\s*(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Example|Examples|Note|Notes|Caveat)\s*:\s*$"
+)
 _ARG = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 
 
@@ -61,7 +63,9 @@ class _Arguments(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def arguments_model(fn: Callable[..., Any], name: str, descriptions: dict[str, str]) -> type[BaseModel]:
+def arguments_model(
+    fn: Callable[..., Any], name: str, descriptions: dict[str, str]
+) -> type[BaseModel]:
     """A pydantic model of ``fn``'s parameters (``*args``/``**kwargs`` are refused).
 
     Raises:

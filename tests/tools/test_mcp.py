@@ -67,7 +67,9 @@ async def _check(target: str) -> None:
     by_name = {t.name: t for t in tools}
     assert set(by_name) == {"add", "fail"}
     assert by_name["add"].parameters["required"] == ["a", "b"]
-    backend = ScriptedBackend({"a": [[tool_call("add", a=2, b=40), tool_call("fail", reason="x")], "42"]})
+    backend = ScriptedBackend(
+        {"a": [[tool_call("add", a=2, b=40), tool_call("fail", reason="x")], "42"]}
+    )
     seen: list[accord.runtime.events.Event] = []
     agent = accord.Agent("a", tools=tools)
 

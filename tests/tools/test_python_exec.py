@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -49,7 +50,7 @@ async def test_python_exec_inherits_no_secrets_and_runs_in_a_temporary_folder(
     names, cwd = result.stdout.splitlines()
     assert "OPENAI_API_KEY" not in names and "sk-secret" not in result.stdout
     assert cwd != os.getcwd() and "accord-exec-" in cwd
-    assert not os.path.exists(cwd)  # removed afterwards
+    assert not await asyncio.to_thread(os.path.exists, cwd)  # removed afterwards
 
 
 async def test_python_exec_has_no_network_where_namespaces_are_available() -> None:

@@ -76,7 +76,9 @@ def test_serialise_turns_values_into_text_for_the_model() -> None:
 
 
 def test_parse_tagged_calls_reads_hermes_style_blocks() -> None:
-    text = 'Let me look.\n<tool_call>\n{"name": "search", "arguments": {"query": "q"}}\n</tool_call>'
+    text = (
+        'Let me look.\n<tool_call>\n{"name": "search", "arguments": {"query": "q"}}\n</tool_call>'
+    )
 
     rest, calls = parse_tagged_calls(text)
 

@@ -182,7 +182,9 @@ async def test_agent_tool_results_are_serialised_for_the_model() -> None:
         """Some JSON."""
         return {"files": ["a.txt"], "count": 1}
 
-    backend = ScriptedBackend({"a": [[tool_call("weather", city="Oslo"), tool_call("listing")], "k"]})
+    backend = ScriptedBackend(
+        {"a": [[tool_call("weather", city="Oslo"), tool_call("listing")], "k"]}
+    )
 
     await _graph(accord.Agent("a", tools=[weather, listing])).run("x", backend=backend)
 
@@ -215,9 +217,7 @@ async def test_agent_tool_events_are_emitted_in_order() -> None:
 
 
 async def test_agent_with_payload_output_uses_tools_then_validates() -> None:
-    backend = ScriptedBackend(
-        {"a": [tool_call("add", a=1, b=2), '{"answer": "3"}']}
-    )
+    backend = ScriptedBackend({"a": [tool_call("add", a=1, b=2), '{"answer": "3"}']})
     agent = accord.Agent("a", tools=[add], output=accord.Answer)
 
     result = await _graph(agent).run("x", backend=backend)
