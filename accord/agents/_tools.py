@@ -14,8 +14,9 @@ its ``tool_calls`` and the ``tool`` turns that answer them), and is emitted as `
 the recorded tool results: the tools are not run again.
 
 Caveat: results are recorded with the activation, when it finishes. A process that dies while an
-activation is in its tool loop re-runs that activation on resume, tools included (an intent
-journal for ``side_effects=True`` tools is not implemented yet).
+activation is in its tool loop re-runs that activation on resume, and its tools with it, except
+``side_effects=True`` tools: their calls go through an intent journal
+(:mod:`accord.tools._journal`) and run at most once (unless also ``idempotent``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from accord.backends.base import Backend, ChatMessage, Completion, ToolCall
 from accord.errors import ToolLoopError
 from accord.runtime import events as ev
 from accord.runtime._node import ActivationContext
+from accord.tools._journal import Journal, call_key, journal_for
 from accord.tools._tool import Tool, ToolResult
 
 if TYPE_CHECKING:
@@ -65,7 +67,13 @@ def _message(
 
 
 async def _run_one(
-    ctx: ActivationContext, tools: dict[str, Tool], call: ToolCall, backend: Backend, agent: str
+    ctx: ActivationContext,
+    tools: dict[str, Tool],
+    call: ToolCall,
+    backend: Backend,
+    agent: str,
+    journal: Journal | None = None,
+    key: str = "",
 ) -> ToolResult:
     _emit(
         ctx,
@@ -95,6 +103,8 @@ async def _run_one(
             + ".",
             "unknown_tool",
         )
+    elif journal is not None and tool.side_effects:
+        result = await _once(journal, key, tool, call)
     else:
         # Seam for approval: a tool that needs a person's go-ahead is checked here, before
         # invoke() (not implemented yet; no tool asks for approval today).
@@ -119,20 +129,56 @@ async def _run_one(
     return result
 
 
+async def _once(journal: Journal, key: str, tool: Tool, call: ToolCall) -> ToolResult:
+    """Run a side-effecting call at most once across attempts (see ``accord.tools._journal``)."""
+    earlier = journal.lookup(key)
+    if earlier is not None and "content" in earlier:
+        return ToolResult(
+            call.id, call.name, str(earlier["content"]), earlier.get("error"), 0.0, True
+        )
+    if earlier is not None and not tool.idempotent:
+        return ToolResult(
+            call.id,
+            call.name,
+            f"Error: tool {call.name!r} was started with these arguments before the run was "
+            "interrupted, and its outcome is unknown; it was not run again because it has side "
+            "effects. Check its effect another way before asking for it again.",
+            "unknown_outcome",
+        )
+    await asyncio.to_thread(journal.intent, key)
+    result = await tool.invoke(call.arguments, call.id)
+    await asyncio.to_thread(journal.done, key, result)
+    return result
+
+
 async def run_calls(
     ctx: ActivationContext,
     tools: dict[str, Tool],
     calls: Sequence[ToolCall],
     backend: Backend,
     agent: str,
+    journal: Journal | None = None,
+    keys: Sequence[str] = (),
 ) -> list[ToolResult]:
     """Run one reply's tool calls concurrently; results in the calls' order (never raises for a
-    tool's failure)."""
+    tool's failure). ``journal`` and each call's ``keys`` make side-effecting calls run once."""
+    keys = keys or [""] * len(calls)
     if len(calls) == 1:
-        return [await _run_one(ctx, tools, calls[0], backend, agent)]
+        return [await _run_one(ctx, tools, calls[0], backend, agent, journal, keys[0])]
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(_run_one(ctx, tools, call, backend, agent)) for call in calls]
+        tasks = [
+            group.create_task(_run_one(ctx, tools, call, backend, agent, journal, key))
+            for call, key in zip(calls, keys, strict=True)
+        ]
     return [task.result() for task in tasks]
+
+
+def _journal(ctx: ActivationContext, tools: dict[str, Tool]) -> Journal | None:
+    """The run's intent journal, when the run is recorded and a tool has side effects."""
+    recorder = ctx._run.recorder
+    if recorder is None or not any(t.side_effects for t in tools.values()):
+        return None
+    return journal_for(recorder, ctx.memo, ctx.run_id)
 
 
 def _with_ids(calls: tuple[ToolCall, ...], round: int, start: int) -> tuple[ToolCall, ...]:
@@ -163,6 +209,8 @@ async def complete_with_tools(
     tools = agent.tools
     specs = tuple(tool.spec for tool in tools.values())
     resolved = ctx.resolve_backend(backend)
+    journal = _journal(ctx, tools)
+    occurrences: dict[str, int] = {}
     choice = agent.tool_choice
     done = 0
     failures = 0
@@ -189,7 +237,13 @@ async def complete_with_tools(
         calls = _with_ids(calls, ctx.round, done)
         chat = [*chat, _message("assistant", completion.text, tool_calls=calls)]
         allowed = calls[: agent.max_tool_calls - done]
-        results = await run_calls(ctx, tools, allowed, resolved, agent.name)
+        keys: list[str] = []
+        if journal is not None:
+            for call in allowed:
+                base_key = call_key(ctx.node, ctx.round, call.name, call.arguments, 0)
+                occurrences[base_key] = n = occurrences.get(base_key, -1) + 1
+                keys.append(call_key(ctx.node, ctx.round, call.name, call.arguments, n))
+        results = await run_calls(ctx, tools, allowed, resolved, agent.name, journal, keys)
         for call in calls[len(allowed) :]:
             results.append(
                 ToolResult(
