@@ -80,3 +80,19 @@ async def test_resume_of_a_finished_tool_activation_runs_no_tool(tmp_path: Path)
 
     assert RAN == ["a", "b"]
     assert resumed.output is not None and resumed.output.text == "ok"
+
+
+async def test_trace_shows_tool_calls_in_the_activation_lane(tmp_path: Path) -> None:
+    from accord.store._trace import _data, trace_html
+
+    db = tmp_path / "runs.db"
+    RAN.clear()
+    recorded = await _graph().run("note", _script(), store=db, durability="sync")
+
+    data = _data(open_store(db), recorded.run_id)
+
+    assert [(t["node"], t["tool"], t["error"]) for t in data["tools"]] == [
+        ("scribe", "write_note", None),
+        ("scribe", "write_note", None),
+    ]
+    assert "toolmark" in trace_html(open_store(db), recorded.run_id)
