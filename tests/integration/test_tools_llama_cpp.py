@@ -20,9 +20,11 @@ from accord.backends.openai import OpenAIBackend, RetryPolicy
 pytestmark = [pytest.mark.server, pytest.mark.usefixtures("loopback_env")]
 
 
-@pytest.mark.parametrize("mode", ["native", "prompt"])
+@pytest.mark.parametrize(
+    ("mode", "stream"), [("native", False), ("prompt", False), ("native", True)]
+)
 async def test_openai_backend_tool_loop_runs_a_forced_tool_on_llama_cpp(
-    llama_server: LlamaServer, mode: str
+    llama_server: LlamaServer, mode: str, stream: bool
 ) -> None:
     ran: list[bool] = []
 
@@ -55,7 +57,11 @@ async def test_openai_backend_tool_loop_runs_a_forced_tool_on_llama_cpp(
     )
     seen: list[Any] = []
 
-    result = await accord.Graph("g").add(agent).run("use the tool", on_event=seen.append)
+    result = (
+        await accord.Graph("g")
+        .add(agent)
+        .run("use the tool", on_event=seen.append, stream_tokens=stream)
+    )
 
     assert len(ran) == 1 and isinstance(ran[0], bool)
     results = [e for e in seen if e.kind == "tool_result"]

@@ -227,3 +227,15 @@ async def test_agent_with_payload_output_uses_tools_then_validates() -> None:
 
 def test_completion_tool_calls_default_to_none() -> None:
     assert Completion.of_text("hi").tool_calls == ()
+
+
+async def test_agent_tool_calls_survive_token_streaming() -> None:
+    backend = ScriptedBackend({"a": [tool_call("add", a=4, b=5), "nine"]})
+    seen: list[Any] = []
+
+    result = await _graph(accord.Agent("a", tools=[add])).run(
+        "x", backend=backend, on_event=seen.append, stream_tokens=True
+    )
+
+    assert result.output is not None and result.output.text == "nine"
+    assert _tool_turns(backend.requests[1]) == [("add", "9")]
