@@ -12,7 +12,8 @@ What it does NOT isolate (this is not a security sandbox): the code runs as the 
 can read any file that user can read and write outside the temporary directory (with
 ``network=False`` on a machine without user namespaces, it can also reach the network; the
 result's ``network_isolated`` says which happened). Limits are POSIX ``setrlimit`` limits
-(none on Windows). Run untrusted code in a container or VM when it matters.
+(none on Windows). Output is read whole into this process's memory before it is cut, so a
+program that prints gigabytes within its timeout costs that much memory here. Run untrusted code in a container or VM when it matters.
 """
 
 from __future__ import annotations
