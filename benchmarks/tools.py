@@ -100,6 +100,7 @@ async def main(quick: bool) -> None:
         inv_inline.append(await invoke_us(runs * CALLS, thread=False))
         direct.append(direct_us(runs * CALLS * 10))
     b = statistics.median(base)
+
     def per_call(samples: list[float]) -> float:
         return (statistics.median(samples) - b) / CALLS
 
@@ -111,7 +112,9 @@ async def main(quick: bool) -> None:
         f"  {statistics.median(inv_inline):12.1f}"
     )
     print(f"loop, sequential (µs per call)    {per_call(seq):11.1f}  {per_call(seq_inline):12.1f}")
-    print(f"loop, {CALLS} parallel (µs per call)  {per_call(par):11.1f}  {per_call(par_inline):12.1f}")
+    print(
+        f"loop, {CALLS} parallel (µs per call)  {per_call(par):11.1f}  {per_call(par_inline):12.1f}"
+    )
 
 
 if __name__ == "__main__":
