@@ -80,11 +80,7 @@ async def _stream_completion(completion: Completion) -> AsyncIterator[Delta]:
     words = completion.text.split(" ")
     for i, word in enumerate(words):
         yield Delta(text=word if i == 0 else " " + word)
-    yield Delta(
-        finish_reason=completion.finish_reason,
-        usage=completion.usage,
-        tool_calls=completion.tool_calls,
-    )
+    yield Delta(finish_reason=completion.finish_reason, usage=completion.usage)
 
 
 class ScriptedBackend:

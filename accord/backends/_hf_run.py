@@ -16,7 +16,7 @@ from typing import Any
 from accord.backends._hf_batch import HFStats, Outcome, Pending
 from accord.backends._hf_generate import RowSpec, Sampling, generate_rows
 from accord.backends._hf_load import Loaded
-from accord.backends._hf_tools import request_prompt
+from accord.backends._hf_tools import read_tool_calls, request_prompt
 from accord.backends.base import Choice, Completion, Request
 from accord.errors import AccordError, ConfigError, ProviderError, ProviderRequestError
 from accord.messages import Usage
@@ -142,5 +142,7 @@ def run_batch(
         stats.requests += 1
         stats.prompt_tokens += usage.prompt_tokens
         stats.completion_tokens += generated
-        outcomes[index] = Completion(choices=choices, usage=usage, model=model)
+        outcomes[index] = read_tool_calls(
+            Completion(choices=choices, usage=usage, model=model), item.request
+        )
     return outcomes

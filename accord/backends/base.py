@@ -164,8 +164,6 @@ class Delta(BaseModel):
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
-    tool_calls: tuple[ToolCall, ...] = ()
-    """Tool calls, on the last chunk (tool requests are not streamed token by token)."""
 
 
 class Capabilities(BaseModel):

@@ -47,7 +47,6 @@ from accord.backends._hf_logits import (
 )
 from accord.backends._hf_prompt import chat_messages, render_prompt
 from accord.backends._hf_run import check_length, model_error, run_batch, sampling_of
-from accord.backends._hf_tools import read_tool_calls
 from accord.backends.base import Capabilities, ChatMessage, Completion, Delta, Request
 from accord.errors import AccordError, ConfigError
 
@@ -281,8 +280,6 @@ class HFBackend:
         except asyncio.CancelledError:
             item.cancelled = True
             raise
-        if request.tools:
-            completion = read_tool_calls(completion, request)
         return completion.model_copy(update={"latency_s": time.perf_counter() - started})
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
@@ -300,14 +297,6 @@ class HFBackend:
                 f"stream() gives one candidate, but the request asks for n={request.n}. "
                 "Use complete() for several candidates."
             )
-        if request.tools:  # calls are read from the whole text: answer, then "stream" it
-            whole = await self.complete(request)
-            if whole.text:
-                yield Delta(text=whole.text)
-            yield Delta(
-                finish_reason=whole.finish_reason, usage=whole.usage, tool_calls=whole.tool_calls
-            )
-            return
         item = self._enqueue(request, streaming=True)
         assert item.queue is not None and item.sink is not None
         try:

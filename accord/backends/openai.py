@@ -365,16 +365,6 @@ class OpenAIBackend:
                 (unless ``on_truncation="return"``).
             ProviderError: any other failure, as for :meth:`complete`.
         """
-        if request.tools:  # tool calls arrive whole: answer in one piece, then "stream" it
-            completion = await self.complete(request)
-            if completion.text:
-                yield Delta(text=completion.text)
-            yield Delta(
-                finish_reason=completion.finish_reason,
-                usage=completion.usage,
-                tool_calls=completion.tool_calls,
-            )
-            return
         check_real_call_allowed(self.name)
         if request.n != 1:
             raise ConfigError(

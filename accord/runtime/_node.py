@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from accord import _crash
-from accord.backends.base import Backend, Choice, Completion, Request, ToolCall
+from accord.backends.base import Backend, Choice, Completion, Request
 from accord.errors import ConfigError
 from accord.messages import ZERO_USAGE, Message, Payload, Usage
 
@@ -174,7 +174,13 @@ class ActivationContext:
         try:
             if _crash.ARMED:
                 _crash.crash_point("before_model_call", node=self.node, round=self.round)
-            if run.wants_tokens and chosen.capabilities.streaming and request.n == 1:
+            # Requests that offer tools are not streamed: their calls arrive whole.
+            if (
+                run.wants_tokens
+                and chosen.capabilities.streaming
+                and request.n == 1
+                and not request.tools
+            ):
                 completion = await self._stream(chosen, request)
             else:
                 completion = await chosen.complete(request)
@@ -190,7 +196,6 @@ class ActivationContext:
         parts: list[str] = []
         usage: Usage | None = None
         finish: str | None = None
-        calls: tuple[ToolCall, ...] = ()
         started = time.perf_counter()
         async with contextlib.aclosing(backend.stream(request)) as deltas:  # type: ignore[type-var]
             async for delta in deltas:
@@ -201,11 +206,9 @@ class ActivationContext:
                     finish = delta.finish_reason
                 if delta.usage is not None:
                     usage = delta.usage
-                if delta.tool_calls:
-                    calls += delta.tool_calls
         text = "".join(parts)
         return Completion(
-            choices=(Choice(text=text, finish_reason=finish, tool_calls=calls),),
+            choices=(Choice(text=text, finish_reason=finish),),
             usage=usage or Usage(requests=1),
             model=backend.name,
             latency_s=time.perf_counter() - started,

@@ -120,11 +120,7 @@ class ReplayBackend:
         words = completion.text.split(" ")
         for i, word in enumerate(words):
             yield Delta(text=word if i == 0 else " " + word)
-        yield Delta(
-            finish_reason=completion.finish_reason,
-            usage=completion.usage,
-            tool_calls=completion.tool_calls,
-        )
+        yield Delta(finish_reason=completion.finish_reason, usage=completion.usage)
 
     def __repr__(self) -> str:
         return f"ReplayBackend({self.run_id!r})"
