@@ -60,6 +60,7 @@ from accord.runtime import (
     TokenBudget,
     Until,
 )
+from accord.tools import Tool
 
 if TYPE_CHECKING:
     from accord.decoding import Contrastive, ProxyTuned, Speculative
@@ -116,6 +117,7 @@ __all__ = [
     "Step",
     "step",
     "Template",
+    "Tool",
     # cooperation patterns
     "debate",
     "critique_revise",
@@ -200,4 +202,8 @@ def __getattr__(name: str) -> Any:
         import accord.decoding
 
         return getattr(accord.decoding, name)
+    if name == "mcp":  # accord.mcp.tools(...): the MCP SDK loads only when it is used
+        import accord.mcp
+
+        return accord.mcp
     raise AttributeError(f"module 'accord' has no attribute {name!r}")

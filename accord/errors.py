@@ -82,6 +82,7 @@ __all__ = [
     "StoreVersionError",
     "StoreDecodeError",
     "RunBusyError",
+    "ToolLoopError",
 ]
 
 
@@ -357,3 +358,15 @@ class RunBusyError(StoreError):
     def __init__(self, message: str, *, run_id: str):
         super().__init__(message)
         self.run_id = run_id
+
+
+class ToolLoopError(RunError):
+    """An agent's tool loop could not finish: the model kept asking for tools past
+    ``max_tool_calls``, or too many of its calls failed (``reason``: ``"limit"`` or
+    ``"errors"``)."""
+
+    def __init__(self, message: str, *, agent: str, reason: str, calls: int):
+        super().__init__(message)
+        self.agent = agent
+        self.reason = reason
+        self.calls = calls

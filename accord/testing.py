@@ -5,6 +5,8 @@
 - :func:`forbid_real_backends` makes any real backend call raise, so a test cannot reach a
   provider by accident.
 - ``ReplayBackend`` (from the run store) answers from a recorded run.
+- :func:`tool_call` scripts a model's tool call: a reply that is a ``ToolCall`` or a list of
+  them asks the agent to run those tools (for agents with ``tools=``).
 
 Caveat: ScriptedBackend keys replies by the *agent name* in the request; two agents with one name
 share a script.
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from accord._fast import construct
 from accord.backends import _guard
-from accord.backends.base import Capabilities, Choice, Completion, Delta, Request
+from accord.backends.base import Capabilities, Choice, Completion, Delta, Request, ToolCall
 from accord.errors import ScriptExhaustedError
 from accord.messages import Usage
 
@@ -32,10 +34,32 @@ __all__ = [
     "FunctionBackend",
     "forbid_real_backends",
     "estimate_tokens",
+    "tool_call",
     "ReplayBackend",
 ]
 
-Reply = str | Completion | BaseException
+Reply = str | Completion | BaseException | ToolCall | Sequence[ToolCall]
+
+
+def tool_call(name: str, /, **arguments: Any) -> ToolCall:
+    """A scripted tool call (its id is assigned by the agent's tool loop).
+
+    Example::
+
+        ScriptedBackend({"calc": [tool_call("add", a=2, b=3), "The sum is 5."]})
+    """
+    import json
+
+    return ToolCall(id="", name=name, arguments=json.dumps(arguments))
+
+
+def _calls_completion(request: Request, calls: Sequence[ToolCall], model: str) -> Completion:
+    text = " ".join(f"{c.name}({c.arguments})" for c in calls)
+    done = _completion_for(request, text, model)
+    choice = construct(
+        Choice, text="", finish_reason="tool_calls", logprobs=None, tool_calls=tuple(calls)
+    )
+    return construct(Completion, choices=(choice,), usage=done.usage, model=model, latency_s=0.0)
 
 
 def estimate_tokens(text: str) -> int:
@@ -54,7 +78,7 @@ def _completion_for(request: Request, text: str, model: str) -> Completion:
         estimated=False,
         by_model=(),
     )
-    choice = construct(Choice, text=text, finish_reason="stop", logprobs=None)
+    choice = construct(Choice, text=text, finish_reason="stop", logprobs=None, tool_calls=())
     return construct(Completion, choices=(choice,), usage=usage, model=model, latency_s=0.0)
 
 
@@ -125,6 +149,10 @@ class ScriptedBackend:
             raise reply
         if isinstance(reply, Completion):
             return reply
+        if isinstance(reply, ToolCall):
+            return _calls_completion(request, (reply,), self.name)
+        if not isinstance(reply, str):
+            return _calls_completion(request, reply, self.name)
         return _completion_for(request, reply, self.name)
 
     async def complete(self, request: Request) -> Completion:
@@ -139,7 +167,7 @@ class ScriptedBackend:
             yield delta
 
 
-FunctionResult = str | Completion
+FunctionResult = str | Completion | ToolCall | Sequence[ToolCall]
 Fn = Callable[[Request], FunctionResult | Awaitable[FunctionResult]]
 
 
@@ -148,7 +176,9 @@ class FunctionBackend:
 
     The function sees the whole :class:`~accord.backends.base.Request`: the calling agent
     (``request.agent``), its round, and the messages it would send. It may be async (and sleep,
-    to simulate latency) and returns a string or a ``Completion``.
+    to simulate latency) and returns a string, a ``Completion``, or tool calls
+    (:func:`tool_call`; ``request.tools`` lists the tools offered and the tool results so far
+    are the ``"tool"`` messages of ``request.messages``).
 
     Example::
 
@@ -178,6 +208,10 @@ class FunctionBackend:
             result = await result
         if isinstance(result, Completion):
             return result
+        if isinstance(result, ToolCall):
+            return _calls_completion(request, (result,), self.name)
+        if isinstance(result, list | tuple):
+            return _calls_completion(request, result, self.name)
         return _completion_for(request, str(result), self.name)
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:

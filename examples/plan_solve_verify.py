@@ -1,4 +1,4 @@
-"""Plan, write code, and verify it by running it on examples in a subprocess (with a timeout).
+"""Plan, write code, and verify it by running it on examples with accord.tools.python_exec.
 
 The verifier is a plain step, not a model: it extracts the candidate's Python code, runs it with
 each example's input on stdin, and rejects it with the failing cases, which go back to the solver.
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 
 from _common import backend, parse
 
 import accord
+from accord.tools import python_exec
 
 EXAMPLES = [("3 4\n", "7"), ("10 -2\n", "8"), ("0 0\n", "0")]
 TASK = "Write a Python program that reads two integers from one line of stdin and prints their sum."
@@ -27,26 +27,16 @@ def extract_code(text: str) -> str:
 
 
 async def run_case(code: str, stdin: str, limit_s: float) -> tuple[bool, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-I",
-        "-c",
-        code,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), limit_s)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+    """Run the candidate with ``stdin`` in accord's limited subprocess (accord.tools.python_exec:
+    timeout, memory and output limits, minimal environment, temporary directory, no network
+    where the system allows it)."""
+    result = await python_exec(code, stdin=stdin, timeout=limit_s)
+    if result.timed_out:
         return False, f"timed out after {limit_s} s"
-    if proc.returncode != 0:
-        return False, err.decode(errors="replace").strip().splitlines()[-1:][
-            0
-        ] if err else f"exit {proc.returncode}"
-    return True, out.decode(errors="replace").strip()
+    if result.exit_code != 0:
+        lines = result.stderr.strip().splitlines()
+        return False, lines[-1] if lines else f"exit {result.exit_code}"
+    return True, result.stdout.strip()
 
 
 def make_verifier(examples: list[tuple[str, str]], limit_s: float = 5.0) -> accord.Step:

@@ -97,3 +97,30 @@ def test_example_debate_command_line_on_a_tiny_local_model(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "answer:" in done.stdout and "--- debater_1 (round 0)" in done.stdout
+
+
+async def test_example_tools_calculates_and_reads_a_file(tmp_path: Path) -> None:
+    from accord.testing import tool_call
+
+    (tmp_path / "notes.txt").write_text("Notes about the spring harvest.", encoding="utf-8")
+    backend = ScriptedBackend(
+        {
+            "assistant": [
+                [
+                    tool_call("calculator", expression="0.125 * 1840"),
+                    tool_call("read_file", name="notes.txt"),
+                ],
+                tool_call("read_file", name="../secret.txt"),
+                "230; the notes are about the spring harvest.",
+            ]
+        }
+    )
+    mod = example("tools")
+
+    result = await mod.run(mod.TASK, backend, tmp_path)
+
+    assert result.text == "230; the notes are about the spring harvest."
+    first = [m.content for m in backend.requests[1].messages if m.role == "tool"]
+    assert first == ["230.0", "Notes about the spring harvest."]
+    refused = [m.content for m in backend.requests[2].messages if m.role == "tool"][-1]
+    assert "outside the shared folder" in refused

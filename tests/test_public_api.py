@@ -22,6 +22,7 @@ EXPECTED_ALL = [
     "Step",
     "step",
     "Template",
+    "Tool",
     # cooperation patterns
     "debate",
     "critique_revise",

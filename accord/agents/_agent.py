@@ -15,8 +15,9 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ValidationError
 
@@ -27,6 +28,10 @@ from accord.messages import Message, Payload
 from accord.prompts import BUILTIN_TEMPLATES, Fenced, Template, neutralise
 from accord.runtime._node import ActivationContext, Join, NodeOutput
 from accord.runtime.result import RunResult
+
+if TYPE_CHECKING:
+    from accord.backends.base import Completion
+    from accord.tools import Tool
 
 __all__ = ["Agent", "parse_payload", "validate_reply", "format_inputs"]
 
@@ -128,7 +133,9 @@ def validate_reply(data: Any, output: type[Payload]) -> Payload:
 
 
 def _chat(role: str, content: str) -> ChatMessage:
-    return construct(ChatMessage, role=role, content=content)
+    return construct(
+        ChatMessage, role=role, content=content, tool_calls=(), tool_call_id=None, name=None
+    )
 
 
 def format_inputs(messages: list[Message]) -> Fenced:
@@ -158,6 +165,27 @@ def _template(template: str | Path | Template | None, default: str) -> Template:
     return Template.from_string(template, name="<agent template>")
 
 
+def _tools(name: str, tools: Sequence[Any], max_calls: int, max_errors: int) -> dict[str, Tool]:
+    if not tools:
+        return {}
+    from accord.tools import as_tool
+
+    if max_calls < 1 or max_errors < 0:
+        raise ConfigError(
+            f"agent {name!r}: max_tool_calls must be 1 or more and max_tool_errors 0 or more."
+        )
+    found: dict[str, Tool] = {}
+    for item in tools:
+        tool = as_tool(item)
+        if tool.name in found:
+            raise ConfigError(
+                f"agent {name!r}: two tools are named {tool.name!r}; give one another name "
+                "(accord.Tool(fn, name=...))."
+            )
+        found[tool.name] = tool
+    return found
+
+
 class Agent:
     """An LLM-backed node.
 
@@ -180,6 +208,13 @@ class Agent:
         timeout: seconds one activation may take.
         temperature, max_tokens, stop, seed: sampling options for every call.
         variables: extra template variables.
+        tools: functions (sync or async) or :class:`~accord.tools.Tool` objects the model may
+            call; see :mod:`accord.agents._tools` for the loop.
+        max_tool_calls: tool calls allowed in one activation (then the model must answer).
+        max_tool_errors: failed tool calls (invalid arguments, exceptions, timeouts) allowed in
+            one activation before it fails with ``ToolLoopError``.
+        tool_choice: ``None``/``"auto"`` (the model decides), ``"required"``, or a tool's name
+            to force that tool on the first call.
 
     Example::
 
@@ -208,6 +243,10 @@ class Agent:
         stop: tuple[str, ...] = (),
         seed: int | None = None,
         variables: dict[str, Any] | None = None,
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        max_tool_calls: int = 10,
+        max_tool_errors: int = 3,
+        tool_choice: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or name == "task":
             raise ConfigError(
@@ -232,6 +271,10 @@ class Agent:
         self.reasks = reasks
         self.timeout = timeout
         self.variables = dict(variables or {})
+        self.tools = _tools(name, tools, max_tool_calls, max_tool_errors)
+        self.max_tool_calls = max_tool_calls
+        self.max_tool_errors = max_tool_errors
+        self.tool_choice = tool_choice
         self._options: dict[str, Any] = {
             "temperature": temperature,
             "max_tokens": max_tokens,
@@ -316,16 +359,28 @@ class Agent:
             },
         )
 
+    async def _ask(
+        self, ctx: ActivationContext, chat: list[ChatMessage], backend: Backend | None
+    ) -> tuple[Completion, list[ChatMessage]]:
+        if not self.tools:
+            return await ctx.complete(self.request(ctx, chat), backend), chat
+        from accord.agents._tools import complete_with_tools
+
+        return await complete_with_tools(self, ctx, chat, backend)
+
     async def __call__(self, ctx: ActivationContext) -> NodeOutput:
         chat = self._conversation(ctx)
         backend = self.backend
         if self.produces is None:
-            completion = await ctx.complete(self.request(ctx, chat), backend)
+            if not self.tools:
+                completion = await ctx.complete(self.request(ctx, chat), backend)
+            else:
+                completion, chat = await self._ask(ctx, chat, backend)
             return NodeOutput(text=completion.text)
         raws: list[str] = []
         errors: list[str] = []
         for _attempt in range(self.reasks + 1):
-            completion = await ctx.complete(self.request(ctx, chat), backend)
+            completion, chat = await self._ask(ctx, chat, backend)
             raw = completion.text
             raws.append(raw)
             if len(raw) > MAX_OUTPUT_CHARS:

@@ -25,6 +25,8 @@ from accord.backends.base import (
     LogitsBackend,
     Request,
     TokenLogprob,
+    ToolCall,
+    ToolSpec,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ __all__ = [
     "Choice",
     "Delta",
     "TokenLogprob",
+    "ToolCall",
+    "ToolSpec",
     "backend",
     "register_backend",
     "known_prefixes",

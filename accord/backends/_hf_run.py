@@ -17,8 +17,8 @@ from typing import Any
 from accord.backends._hf_batch import HFStats, Outcome, Pending
 from accord.backends._hf_generate import RowSpec, Sampling, generate_rows
 from accord.backends._hf_load import Loaded
-from accord.backends._hf_prompt import chat_messages, render_prompt
 from accord.backends._hf_sample import row_seed
+from accord.backends._hf_tools import read_tool_calls, request_prompt
 from accord.backends.base import Choice, Completion, Request
 from accord.errors import AccordError, ConfigError, ProviderError, ProviderRequestError
 from accord.messages import Usage
@@ -94,7 +94,7 @@ def run_batch(
         if item.is_cancelled():
             continue
         try:
-            ids = loaded.encode(render_prompt(loaded, chat_messages(item.request), model))
+            ids = loaded.encode(request_prompt(loaded, item.request, model))
             check_length(model, loaded, len(ids) + 1)
             prompts[index] = ids
         except Exception as exc:
@@ -148,5 +148,7 @@ def run_batch(
         stats.requests += 1
         stats.prompt_tokens += usage.prompt_tokens
         stats.completion_tokens += generated
-        outcomes[index] = Completion(choices=choices, usage=usage, model=model)
+        outcomes[index] = read_tool_calls(
+            Completion(choices=choices, usage=usage, model=model), item.request
+        )
     return outcomes

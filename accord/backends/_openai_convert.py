@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from accord.backends._openai_errors import excerpt
+from accord.backends._tool_calls import parse_native_calls
 from accord.backends.base import Choice, Request, TokenLogprob
 from accord.errors import EmptyCompletionError, InvalidProviderResponseError, RefusalError
 
@@ -217,6 +218,9 @@ def _parse_choice(raw: Any, invalid: Any, provider: str) -> Choice:
             refusal=refusal,
         )
     content = message.get("content")
+    calls = parse_native_calls(message.get("tool_calls"))
+    if content is None and calls:
+        content = ""
     if content is None:
         raise EmptyCompletionError(
             f"{provider} returned a message with no content (finish_reason "
@@ -231,6 +235,7 @@ def _parse_choice(raw: Any, invalid: Any, provider: str) -> Choice:
         text=content,
         finish_reason=finish if isinstance(finish, str) else None,
         logprobs=_parse_logprobs(raw.get("logprobs")),
+        tool_calls=calls,
     )
 
 

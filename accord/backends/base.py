@@ -21,6 +21,8 @@ from accord.messages import Usage
 
 __all__ = [
     "ChatMessage",
+    "ToolCall",
+    "ToolSpec",
     "Request",
     "TokenLogprob",
     "Choice",
@@ -31,16 +33,43 @@ __all__ = [
     "LogitsBackend",
 ]
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ToolCall(BaseModel):
+    """A model's request to call one tool (``arguments``: the JSON text as the model wrote it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class ToolSpec(BaseModel):
+    """A tool as a model sees it: name, description and the JSON schema of its arguments."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any]
 
 
 class ChatMessage(BaseModel):
-    """One chat turn sent to a model."""
+    """One chat turn sent to a model.
+
+    An assistant turn may carry ``tool_calls``; a ``"tool"`` turn carries one call's result
+    (``content``) with the ``tool_call_id`` and tool ``name`` it answers.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
 
 
 class Request(BaseModel):
@@ -62,6 +91,11 @@ class Request(BaseModel):
     response_schema: dict[str, Any] | None = None
     """JSON schema of the expected payload: structured output where the backend supports it."""
     schema_name: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    """Tools the model may ask to call (see :mod:`accord.tools`)."""
+    tool_choice: str | None = None
+    """``"auto"`` (default when tools are given), ``"required"``, ``"none"``, or a tool's name
+    to force that tool."""
     agent: str = ""
     """Name of the calling agent (for fakes, logs and rate-limit accounting; never sent)."""
     round: int = 0
@@ -88,6 +122,8 @@ class Choice(BaseModel):
     text: str
     finish_reason: str | None = "stop"
     logprobs: tuple[TokenLogprob, ...] | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Tools the model asked to call (empty for a plain answer)."""
 
 
 class Completion(BaseModel):
@@ -104,6 +140,11 @@ class Completion(BaseModel):
     def text(self) -> str:
         """The first candidate's text."""
         return self.choices[0].text
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The first candidate's tool calls."""
+        return self.choices[0].tool_calls
 
     @property
     def finish_reason(self) -> str | None:

@@ -33,7 +33,7 @@ import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,6 +51,7 @@ from accord.backends._openai_convert import (
     estimate_tokens,
     parse_completion,
     read_chunk,
+    schema_instructions,
 )
 from accord.backends._openai_errors import classify, excerpt, translate_errors
 from accord.backends._openai_local import (
@@ -62,6 +63,7 @@ from accord.backends._openai_local import (
 )
 from accord.backends._pricing import Price, PriceTable, cost_of, normalize_prices
 from accord.backends._retry import Attempt, Outcome, Retrier, RetryHint, RetryInfo, RetryPolicy
+from accord.backends._tool_calls import apply_tools, prompted_choice
 from accord.backends.base import Capabilities, Choice, Completion, Delta, Request
 from accord.errors import (
     ConfigError,
@@ -174,6 +176,9 @@ class OpenAIBackend:
         default_headers: extra HTTP headers for every request.
         sleep: the sleep used for retry waits and cool-downs (tests inject a fake).
         clock: a monotonic clock in seconds (tests inject a fake).
+        tool_calling: how tools are sent: ``"native"`` (OpenAI's ``tools``/``tool_calls``) or
+            ``"prompt"`` (described in the system prompt, calls read from ``<tool_call>`` JSON
+            in the reply; for servers without tool calling). See ``_tool_calls``.
 
     Raises:
         ConfigError: no API key for OpenAI, or an invalid option.
@@ -204,6 +209,7 @@ class OpenAIBackend:
         default_headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
+        tool_calling: Literal["native", "prompt"] = "native",
     ) -> None:
         _import_openai()
         if not model:
@@ -226,6 +232,9 @@ class OpenAIBackend:
                 + ", ".join(repr(m) for m in STRUCTURED_MODES)
                 + f"; got {mode!r}."
             )
+        if tool_calling not in ("native", "prompt"):
+            raise ConfigError(f"tool_calling must be 'native' or 'prompt', got {tool_calling!r}.")
+        self.tool_calling = tool_calling
         if on_truncation not in ("error", "return"):
             raise ConfigError(f"on_truncation must be 'error' or 'return', got {on_truncation!r}.")
         self.model = model
@@ -369,7 +378,7 @@ class OpenAIBackend:
         check_real_call_allowed(self.name)
         if request.n > 1 and not self.native_n:
             return await self._complete_n(request)
-        if self.local and request.n == 1 and not request.logprobs:
+        if self.local and request.n == 1 and not request.logprobs and not request.tools:
             try:
                 return await self._complete_streamed(request)
             except _EmptyStream:
@@ -383,6 +392,10 @@ class OpenAIBackend:
             ),
         )
         parsed = outcome.value
+        if request.tools and self.tool_calling == "prompt":
+            parsed = replace(
+                parsed, choices=tuple(prompted_choice(c, request) for c in parsed.choices)
+            )
         if len(parsed.choices) < request.n:
             raise InvalidProviderResponseError(
                 f"{self.name} returned {len(parsed.choices)} choice(s) for n={request.n}: the "
@@ -425,6 +438,22 @@ class OpenAIBackend:
             usage=usage,
             model=self.model,
             latency_s=time.perf_counter() - started,
+        )
+
+    def _with_tools(
+        self, params: dict[str, Any], request: Request, mode: StructuredOutput
+    ) -> dict[str, Any]:
+        """``params`` with the request's tools, natively or prompted (see ``apply_tools``)."""
+        schema = request.response_schema
+        # Prompted tool calling rebuilds the messages: keep the schema instruction that the
+        # modes without a server-side schema rely on.
+        note = (
+            schema_instructions(schema)
+            if schema is not None and mode in ("json_object", "instructions")
+            else None
+        )
+        return apply_tools(
+            params, request, self.tool_calling, note, json_schema_format=mode == "json_schema"
         )
 
     async def _complete_once(self, attempt: Attempt, params: dict[str, Any]) -> ParsedCompletion:
@@ -676,6 +705,7 @@ class OpenAIBackend:
                 stream=stream,
                 stream_usage=self.stream_usage,
             )
+            params = self._with_tools(params, request, mode)
             guarded = mode if request.response_schema is not None else None
             try:
                 return await call(params, guarded), wasted

@@ -181,7 +181,13 @@ class ActivationContext:
         try:
             if _crash.ARMED:
                 _crash.crash_point("before_model_call", node=self.node, round=self.round)
-            if run.wants_tokens and chosen.capabilities.streaming and request.n == 1:
+            # Requests that offer tools are not streamed: their calls arrive whole.
+            if (
+                run.wants_tokens
+                and chosen.capabilities.streaming
+                and request.n == 1
+                and not request.tools
+            ):
                 completion = await self._stream(chosen, request)
             else:
                 completion = await chosen.complete(request)

@@ -2,7 +2,8 @@
 
 Every event is a frozen pydantic model with a ``kind`` tag, so a list of them validates as the
 discriminated union :data:`Event`. Order: ``run_started``, then per activation
-``activation_started``, any ``token``/``retry`` events, ``message``, ``activation_finished``, and
+``activation_started``, any ``token``/``retry``/``tool_call``/``tool_result`` events,
+``message``, ``activation_finished``, and
 finally ``run_finished``. Caveat: events of concurrent activations interleave in real time; the
 transcript (``RunResult.transcript``) is the timing-independent order.
 """
@@ -22,6 +23,8 @@ __all__ = [
     "MessageEvent",
     "ActivationFinished",
     "RetryEvent",
+    "ToolCallEvent",
+    "ToolResultEvent",
     "RunFinished",
     "Event",
 ]
@@ -94,6 +97,33 @@ class RetryEvent(_Event):
     status_code: int | None = None
 
 
+class ToolCallEvent(_Event):
+    """An agent's model asked for a tool call (``arguments``: its JSON text, cut at 2000)."""
+
+    kind: Literal["tool_call"] = "tool_call"
+    node: str
+    round: int
+    call_id: str
+    tool: str
+    arguments: str
+
+
+class ToolResultEvent(_Event):
+    """A tool call finished; ``error`` names the failure kind (None: it succeeded)."""
+
+    kind: Literal["tool_result"] = "tool_result"
+    node: str
+    round: int
+    call_id: str
+    tool: str
+    result: str
+    """What the model reads, cut at 2000 characters."""
+    error: str | None = None
+    duration_s: float = 0.0
+    cached: bool = False
+    """True when the result came from a recording instead of running the tool."""
+
+
 class RunFinished(_Event):
     """The run ended (``status``: completed, stopped, failed or cancelled), with its output, so
     ``async for event in graph.stream(...)`` needs no second call."""
@@ -114,6 +144,8 @@ Event = Annotated[
     | MessageEvent
     | ActivationFinished
     | RetryEvent
+    | ToolCallEvent
+    | ToolResultEvent
     | RunFinished,
     Field(discriminator="kind"),
 ]

@@ -229,12 +229,29 @@ def _encode_request(
             out["base"], out["keep"] = list(where), len(before)
             keep = len(before)
     out["messages"] = [[m.role, ref(m.content)] for m in messages[keep:]]
+    extras = {str(i): _tool_fields(m) for i, m in enumerate(messages[keep:]) if _has_tools(m)}
+    if extras:
+        out["tool_fields"] = extras
     earlier[request.agent] = (at, messages)
     fields = request.__dict__
     for key, default in _REQUEST_DEFAULT_ITEMS:
         value = fields[key]
         if value is not default and value != default:
             out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _has_tools(m: ChatMessage) -> bool:
+    return bool(m.tool_calls) or m.tool_call_id is not None or m.name is not None
+
+
+def _tool_fields(m: ChatMessage) -> dict[str, Any]:
+    """A turn's tool fields (calls, call id, tool name), stored beside its ``[role, text]``."""
+    out: dict[str, Any] = {"tool_calls": [c.model_dump() for c in m.tool_calls]}
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        out["name"] = m.name
     return out
 
 
@@ -250,6 +267,8 @@ def _encode_completion(completion: Completion, ref: Callable[[str], str]) -> dic
         item: dict[str, Any] = {"text": ref(choice.text), "finish_reason": choice.finish_reason}
         if choice.logprobs is not None:
             item["logprobs"] = [lp.model_dump(mode="json") for lp in choice.logprobs]
+        if choice.tool_calls:
+            item["tool_calls"] = [c.model_dump() for c in choice.tool_calls]
         choices.append(item)
     u = completion.usage
     return {
@@ -405,7 +424,11 @@ def decode_calls(
             req = raw[k[:2]][k[2]]["request"]
             base = req.get("base")
             start = messages[(base[0], base[1], base[2])][: req["keep"]] if base else ()
-            new = tuple(ChatMessage(role=r, content=texts[t]) for r, t in req["messages"])
+            extra = req.get("tool_fields", {})
+            new = tuple(
+                ChatMessage(role=r, content=texts[t], **extra.get(str(i), {}))
+                for i, (r, t) in enumerate(req["messages"])
+            )
             messages[k] = start + new
         return messages[key if not chain else chain[0]]
 
@@ -415,7 +438,11 @@ def decode_calls(
         decoded: list[tuple[Request, Completion]] = []
         try:
             for i, call in enumerate(calls):
-                req = {k: v for k, v in call["request"].items() if k not in ("base", "keep")}
+                req = {
+                    k: v
+                    for k, v in call["request"].items()
+                    if k not in ("base", "keep", "tool_fields")
+                }
                 req["messages"] = chat((node, rnd, i))
                 req["run_id"] = run_id
                 resp = call["response"]
@@ -424,6 +451,7 @@ def decode_calls(
                         text=texts[ch["text"]],
                         finish_reason=ch.get("finish_reason"),
                         logprobs=ch.get("logprobs"),
+                        tool_calls=ch.get("tool_calls", ()),
                     )
                     for ch in resp["choices"]
                 )

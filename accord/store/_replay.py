@@ -3,7 +3,8 @@
 The backend loads the model calls a run recorded (each activation's requests and responses) and
 serves them again keyed by (agent, round), in the order they were made, so re-executing the graph
 with it reproduces the recorded run exactly without any model. Use it in tests, to debug a run
-step by step, or for demos.
+step by step, or for demos. Tool calls are not run again: an agent's tool loop takes their
+recorded results (:meth:`ReplayBackend.recorded_tool_result`).
 
 Caveat: it answers calls made through the run's *default* backend, i.e. agents without a backend
 of their own (``graph.run(task, backend=ReplayBackend(...))``); and a call the recording does not
@@ -58,10 +59,14 @@ class ReplayBackend:
         record = target.get_run(run_id)
         self.task = record.task
         self._calls: dict[tuple[str, int], list[tuple[Request, Completion]]] = {}
+        self._tool_results: dict[tuple[str, int, str], str] = {}
         for activation in target.activations(run_id, calls=True):
             for request, completion in activation.calls:
                 key = (request.agent or activation.node, request.round)
                 self._calls.setdefault(key, []).append((request, completion))
+                for m in request.messages:
+                    if m.role == "tool" and m.tool_call_id is not None:
+                        self._tool_results[(*key, m.tool_call_id)] = m.content
         self._next: dict[tuple[str, int], int] = {}
         self.requests: list[Request] = []
         """Every request received, in order."""
@@ -71,6 +76,11 @@ class ReplayBackend:
         if agent is None:
             return len(self.requests)
         return sum(1 for r in self.requests if r.agent == agent)
+
+    def recorded_tool_result(self, agent: str, round: int, call_id: str) -> str | None:
+        """The recorded result of tool call ``call_id`` (the agent's tool loop uses it instead
+        of running the tool again), or None."""
+        return self._tool_results.get((agent, round, call_id))
 
     async def complete(self, request: Request) -> Completion:
         self.requests.append(request)

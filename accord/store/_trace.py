@@ -117,6 +117,19 @@ def _data(store: RunStore, run_id: str) -> dict[str, Any]:
             for m in view.transcript
         ],
         "usage_by_agent": {k: v.model_dump(mode="json") for k, v in view.usage_by_agent.items()},
+        "tools": [
+            {
+                "node": e.get("node"),
+                "round": e.get("round"),
+                "tool": e.get("tool"),
+                "error": e.get("error"),
+                "cached": e.get("cached", False),
+                "start": e["at"] - t0,
+                "duration": e.get("duration_s", 0.0),
+            }
+            for e in store.events(run_id)
+            if e.get("kind") == "tool_result"
+        ],
     }
 
 
