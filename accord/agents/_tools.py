@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from accord._fast import construct
 from accord.backends.base import Backend, ChatMessage, Completion, ToolCall
@@ -42,10 +42,10 @@ __all__ = ["complete_with_tools", "run_calls"]
 _EVENT_CHARS = 2000
 
 
-def _emit(ctx: ActivationContext, event: Any) -> None:
-    sink = ctx._run.sink
-    if sink is not None:
-        sink(event)
+def _observed(ctx: ActivationContext) -> bool:
+    """Whether anyone reads this run's tool events (an event sink, or the run store)."""
+    run = ctx._run
+    return run.sink is not None or run.recorder is not None
 
 
 def _message(
@@ -75,20 +75,20 @@ async def _run_one(
     journal: Journal | None = None,
     key: str = "",
 ) -> ToolResult:
-    _emit(
-        ctx,
-        construct(
-            ev.ToolCallEvent,
-            run_id=ctx.run_id,
-            at=time.time(),
-            kind="tool_call",
-            node=ctx.node,
-            round=ctx.round,
-            call_id=call.id,
-            tool=call.name,
-            arguments=call.arguments[:_EVENT_CHARS],
-        ),
-    )
+    if _observed(ctx):
+        ctx._run.note(
+            construct(
+                ev.ToolCallEvent,
+                run_id=ctx.run_id,
+                at=time.time(),
+                kind="tool_call",
+                node=ctx.node,
+                round=ctx.round,
+                call_id=call.id,
+                tool=call.name,
+                arguments=call.arguments[:_EVENT_CHARS],
+            ),
+        )
     recorded = getattr(backend, "recorded_tool_result", None)
     found = recorded(agent, ctx.round, call.id) if callable(recorded) else None
     tool = tools.get(call.name)
@@ -109,23 +109,23 @@ async def _run_one(
         # Seam for approval: a tool that needs a person's go-ahead is checked here, before
         # invoke() (not implemented yet; no tool asks for approval today).
         result = await tool.invoke(call.arguments, call.id)
-    _emit(
-        ctx,
-        construct(
-            ev.ToolResultEvent,
-            run_id=ctx.run_id,
-            at=time.time(),
-            kind="tool_result",
-            node=ctx.node,
-            round=ctx.round,
-            call_id=call.id,
-            tool=call.name,
-            result=result.content[:_EVENT_CHARS],
-            error=result.error,
-            duration_s=result.duration_s,
-            cached=result.cached,
-        ),
-    )
+    if _observed(ctx):
+        ctx._run.note(
+            construct(
+                ev.ToolResultEvent,
+                run_id=ctx.run_id,
+                at=time.time(),
+                kind="tool_result",
+                node=ctx.node,
+                round=ctx.round,
+                call_id=call.id,
+                tool=call.name,
+                result=result.content[:_EVENT_CHARS],
+                error=result.error,
+                duration_s=result.duration_s,
+                cached=result.cached,
+            ),
+        )
     return result
 
 

@@ -77,6 +77,11 @@ class ActivationRecorder(Protocol):
         """Record a finished activation; called before its message is delivered."""
         ...
 
+    def event(self, event: Any) -> None:
+        """Record one of the rare events a run keeps beside its activations (retries, tool
+        calls and their results); frequent ones (tokens, activation starts) never come here."""
+        ...
+
 
 class _Stop(Exception):
     def __init__(self, reason: str) -> None:
@@ -277,8 +282,8 @@ class _Run:
             delay_s=delay_s,
             status_code=status_code,
         )
-        if self.sink is not None:
-            self.sink(
+        if self.sink is not None or self.recorder is not None:
+            self.note(
                 construct(
                     ev.RetryEvent,
                     run_id=self.run_id,
@@ -292,6 +297,13 @@ class _Run:
                     status_code=status_code,
                 )
             )
+
+    def note(self, event: Any) -> None:
+        """Emit a rare event (a retry, a tool call or result) that the run store also keeps."""
+        if self.sink is not None:
+            self.sink(event)
+        if self.recorder is not None:
+            self.recorder.event(event)
 
     # ---------------------------------------------------------------- activations
 

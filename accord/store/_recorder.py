@@ -3,7 +3,8 @@
 The scheduler hands each finished activation to :meth:`Recorder.activation` (before its message
 is delivered); ``Graph.run`` tells the recorder how the run ended (:meth:`Recorder.end`) and
 closes it (:meth:`Recorder.aclose`). The recorder subscribes to no events, so a run without an
-event sink builds none.
+event sink builds none, except the rare ones the store keeps (:meth:`Recorder.event`: retries,
+tool calls and their results).
 
 - ``"sync"``: the activation is encoded and committed there and then, so nothing downstream of a
   message runs before its record is durable, and the run's end is committed before ``graph.run``
@@ -51,6 +52,9 @@ from accord.store._codec import BlobTable, Earlier, dumps, encode_calls, encode_
 __all__ = ["Recorder", "Durability", "flush_all", "settle", "stop_writer", "HAND_OFF_S"]
 
 Durability = Literal["off", "async", "sync"]
+
+_EVENT_EXCLUDE = frozenset({"run_id", "kind", "at"})
+"""Fields every stored event has in its row already."""
 
 HAND_OFF_S = 0.05
 """With "async", the writer gathers records for this long before it writes them together."""
@@ -322,6 +326,10 @@ class Recorder:
             self._raised = True
             raise
 
+    def event(self, event: Any) -> None:
+        """Record a rare event (a retry, a tool call or its result) with the activations."""
+        self._put(("event", event))
+
     # ---------------------------------------------------------------- called by Graph.run
 
     def end(self, status: str, stop_reason: str | None, usage: Usage, duration_s: float) -> None:
@@ -414,6 +422,12 @@ class Recorder:
                     "duration_s": duration,
                 }
                 events.append(dumps(["run_finished", at, fields]))
+            elif kind == "event":
+                event = item[1]
+                fields = event.model_dump(mode="json", exclude=_EVENT_EXCLUDE)
+                if scrub is not None:
+                    fields = {k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()}
+                events.append(dumps([event.kind, event.at, fields]))
             else:  # "start"
                 _, row, topology = item
                 blobs.ref(topology, scrub)
