@@ -706,7 +706,8 @@ class OpenAIBackend:
                 stream_usage=self.stream_usage,
             )
             params = self._with_tools(params, request, mode)
-            guarded = mode if request.response_schema is not None else None
+            # A schema (the reply's, or a forced tool call's) is what a server may refuse.
+            guarded = mode if "response_format" in params else None
             try:
                 return await call(params, guarded), wasted
             except _ModeRefused as refused:
