@@ -44,7 +44,8 @@ def _free_port() -> int:
 class PostgresServer:
     """A running server; :meth:`url` names a database on it, :meth:`stop` ends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable``: PostgreSQL's own defaults (fsync on), for benchmarks; tests turn it off."""
         bindir = _bindir()
         if bindir is None:
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -70,10 +71,9 @@ class PostgresServer:
             "initdb", "-D", str(self.data), "-U", USER, "-E", "UTF8", "--no-sync",
             "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
         )  # fmt: skip
-        options = (
-            f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=300"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60",
             "-o", options, "start",
