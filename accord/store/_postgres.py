@@ -241,9 +241,16 @@ class PostgresStore(SQLiteReads):
             return list(self._conn.execute(sql.replace("?", "%s"), params).fetchall())
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def _transaction(self, *, pipeline: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction; ``pipeline``: statements are sent without waiting for each reply
+        (one round trip for the whole write, not one per statement)."""
         self._check_open()
-        with self._lock, self._errors(), self._conn.transaction():
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self._lock)
+            stack.enter_context(self._errors())
+            if pipeline:
+                stack.enter_context(self._conn.pipeline())
+            stack.enter_context(self._conn.transaction())
             yield self._conn
 
     def _migrate(self) -> None:
@@ -288,7 +295,7 @@ class PostgresStore(SQLiteReads):
 
     def write(self, batch: WriteBatch) -> None:
         """Write ``batch`` in one transaction (rows already present are left as they are)."""
-        with self._transaction() as conn:
+        with self._transaction(pipeline=True) as conn:
             cur = conn.cursor()
             if batch.blobs:
                 cur.executemany(
