@@ -122,11 +122,13 @@ class PostgresStore(SQLiteReads):
         self.redact = redact
         self._lock = threading.RLock()
         with self._errors():
+            given = psycopg.conninfo.conninfo_to_dict(url)  # the URL's own options are kept
+            options = f"{given.get('options') or ''} -c lock_timeout={int(timeout_s * 1000)}"
             self._conn: Any = psycopg.connect(
                 url,
                 autocommit=True,
-                connect_timeout=max(1, int(timeout_s)),
-                options=f"-c lock_timeout={int(timeout_s * 1000)}",
+                connect_timeout=given.get("connect_timeout") or max(1, int(timeout_s)),
+                options=options.strip(),
             )
         try:
             self._migrate()

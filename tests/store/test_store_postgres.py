@@ -136,3 +136,13 @@ def test_postgres_url_without_psycopg_is_a_config_error(monkeypatch: pytest.Monk
 def test_postgres_store_with_a_path_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="postgresql://"):
         PostgresStore(str(tmp_path / "runs.db"))
+
+
+def test_postgres_store_keeps_the_options_of_its_url(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA team_a")
+    url = postgres_url + "?options=-csearch_path%3Dteam_a"
+    asyncio.run(build_graph().run("task", backend(), store=url, durability="sync"))
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM team_a.runs").fetchone() == (1,)
+        assert conn.execute("SELECT to_regclass('public.runs')").fetchone() == (None,)
