@@ -146,3 +146,17 @@ def test_postgres_store_keeps_the_options_of_its_url(postgres_url: str) -> None:
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT count(*) FROM team_a.runs").fetchone() == (1,)
         assert conn.execute("SELECT to_regclass('public.runs')").fetchone() == (None,)
+
+
+def test_serve_reads_runs_from_a_postgres_store_and_makes_no_folder(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accord.serve._store import RunsStore
+
+    monkeypatch.chdir(tmp_path)
+    runs = RunsStore(postgres_url)
+    result = asyncio.run(build_graph().run("task", backend(), **runs.run_options()))
+    found = runs.get(result.run_id)
+    assert found is not None and found.status == "completed"
+    assert runs.get("nope") is None
+    assert list(tmp_path.iterdir()) == []  # no folder named after the URL (and its password)
