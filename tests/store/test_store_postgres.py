@@ -160,3 +160,12 @@ def test_serve_reads_runs_from_a_postgres_store_and_makes_no_folder(
     assert found is not None and found.status == "completed"
     assert runs.get("nope") is None
     assert list(tmp_path.iterdir()) == []  # no folder named after the URL (and its password)
+
+
+def test_command_store_keeps_a_postgres_url_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accord.store import command_store
+
+    monkeypatch.setenv("ACCORD_STORE", "postgresql://me:pw@db.example:5432/runs")
+    assert command_store() == "postgresql://me:pw@db.example:5432/runs"
+    monkeypatch.setenv("ACCORD_STORE", "runs/x.db")
+    assert command_store() == Path("runs/x.db")
