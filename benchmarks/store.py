@@ -1,6 +1,9 @@
 """Cost of recording runs in the run store, per durability mode, and the store's size.
 
 Run:  python benchmarks/store.py            (add --quick for a short run)
+      python benchmarks/store.py --store postgresql://user:pw@host/db   (SQLite vs PostgreSQL)
+      python benchmarks/store.py --store temp   (starts a throwaway local PostgreSQL server;
+      temp-nofsync: one with fsync and synchronous_commit off)
 
 Workloads (the chain and debate graphs of ``overhead.py``, events on, an instant backend):
 - cost: µs per activation with durability "off", "async" (records written by the store's writer
@@ -11,6 +14,10 @@ Workloads (the chain and debate graphs of ``overhead.py``, events on, an instant
   workload recorded with "async"): the file's growth over an empty store, after a WAL checkpoint,
   and the JSON and text the rows hold. It must stay constant: a record holds its own activation.
   Then one debate run of 5, 20 and 50 rounds, whose prompts grow with the history.
+- writes (``--store URL``, only this): activations recorded per second by an SQLite store and by
+  the PostgreSQL store at URL, side by side (interleaved, median of repeats), for the chain
+  workload with "sync" (one transaction per activation) and "async" (batched; the time includes
+  ``store.flush()``, so every record is written when the clock stops).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import accord_chain, accord_debate, instant_backend  # noqa: E402
 
 import accord  # noqa: E402
-from accord.store import SQLiteStore  # noqa: E402
+from accord.store import SQLiteStore, open_store  # noqa: E402
 
 WORKLOADS = {"chain": (lambda: accord_chain(10), 10), "debate": (accord_debate, 21)}
 MODES = ("off", "async", "sync")
@@ -126,11 +133,69 @@ def bench_long_debate(folder: Path) -> list[dict[str, float]]:
     return rows
 
 
+def bench_writes(url: str, repeats: int, runs: int, folder: Path) -> dict[str, float]:
+    """Activations recorded per second: SQLite vs the PostgreSQL store at ``url``."""
+    build, per_run = WORKLOADS["chain"]
+    graph = build()
+    stores = {"sqlite": SQLiteStore(folder / "writes.db"), "postgresql": open_store(url)}
+    samples: dict[str, list[float]] = {}
+    for mode in ("sync", "async"):
+        for store in stores.values():  # warm-up
+            asyncio.run(_runs(graph, 2, store=store, durability=mode))
+            store.flush()
+        for _ in range(repeats):
+            for name, store in stores.items():
+                start = time.perf_counter()
+                asyncio.run(_runs(graph, runs, store=store, durability=mode))
+                store.flush()
+                wall = time.perf_counter() - start
+                samples.setdefault(f"{name}_{mode}", []).append(runs * per_run / wall)
+    for store in stores.values():
+        store.close()
+    figures = {f"{k}_per_s": statistics.median(v) for k, v in samples.items()}
+    for mode in ("sync", "async"):
+        figures[f"{mode}_ratio"] = (
+            figures[f"postgresql_{mode}_per_s"] / figures[f"sqlite_{mode}_per_s"]
+        )
+    return figures
+
+
+def _writes(url: str, repeats: int, runs: int) -> None:
+    server = None
+    if url in ("temp", "temp-nofsync"):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "store"))
+        from _pg_server import PostgresServer
+
+        server = PostgresServer(durable=url == "temp")
+        url = server.new_database()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = bench_writes(url, repeats, runs, Path(tmp))
+        print(f"chain: activations recorded per second, median of {repeats} x {runs} runs")
+        for mode in ("sync", "async"):
+            print(
+                f"{mode:<5}  sqlite={figures[f'sqlite_{mode}_per_s']:,.0f}/s  "
+                f"postgresql={figures[f'postgresql_{mode}_per_s']:,.0f}/s  "
+                f"postgresql/sqlite={figures[f'{mode}_ratio']:.2f}"
+            )
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and runs")
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="postgresql://... URL (or 'temp' for a throwaway local server): compare writes/s",
+    )
     args = parser.parse_args()
     repeats, runs = (3, 20) if args.quick else (7, 50)
+    if args.store:
+        _writes(args.store, repeats, runs)
+        return
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}; median of {repeats}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -38,13 +38,16 @@ class RunsStore:
     """The run store the server records into and reads from.
 
     Args:
-        location: a path (default ``ACCORD_STORE``, else ``./.accord/runs.db``) or a ``RunStore``.
+        location: a path or ``postgresql://`` URL (default ``ACCORD_STORE``, else
+            ``./.accord/runs.db``) or a ``RunStore``.
     """
 
     def __init__(self, location: Any = None) -> None:
         if location is None:
             location = os.environ.get("ACCORD_STORE") or Path(".accord") / "runs.db"
-        if isinstance(location, str | os.PathLike):
+        if isinstance(location, str | os.PathLike) and not str(location).startswith(
+            ("postgresql://", "postgres://")
+        ):
             Path(location).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.location = location
 
@@ -56,8 +59,10 @@ class RunsStore:
         return {"store": self.location, "durability": "async"}
 
     def _open(self) -> Any:
-        from accord.store import open_store
+        from accord.store import open_store, shared_store
 
+        if str(self.location).startswith(("postgresql://", "postgres://")):
+            return shared_store(self.location)  # one connection, not one per request
         return open_store(self.location)
 
     def get(self, run_id: str) -> StoredRun | None:

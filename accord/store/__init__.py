@@ -6,7 +6,8 @@ The library records a run only when it is given a store: ``graph.run(..., store=
 task, status, timings, usage), each activation (node, round, input message ids, output message,
 each model call's request and response, verbatim) and the run's start and end. Credentials accord
 holds (backend keys, headers) are never recorded; exports and traces redact what looks like one.
-A store is a resource: ``async with accord.open_store(path) as store:`` closes it.
+A store is a resource: ``async with accord.open_store(path) as store:`` closes it. A
+``postgresql://`` URL instead of a path names a :class:`PostgresStore`, which several machines share.
 ``Graph.resume(run_id)`` finishes a run that stopped: a finished activation is never run again and
 never lost; an activation that was in flight when the process died runs once more.
 :class:`ReplayBackend` re-executes a recorded run offline; :func:`write_trace` draws one as a
@@ -28,6 +29,7 @@ from accord.store._base import (
     check_filters,
 )
 from accord.store._codec import StoredPayload, redact
+from accord.store._postgres import PostgresStore
 from accord.store._recorder import Durability, Recorder, flush_all
 from accord.store._replay import ReplayBackend
 from accord.store._run import (
@@ -49,6 +51,7 @@ from accord.store._views import export_json
 __all__ = [
     "RunStore",
     "SQLiteStore",
+    "PostgresStore",
     "open_store",
     "shared_store",
     "resolve_store",

@@ -1,7 +1,9 @@
 """Recording and resuming runs: what ``Graph.run`` and ``Graph.resume`` ask of the store.
 
-The library records a run only when it has a store: ``store=`` (a path or a store), else the one
-set with ``accord.configure(store=...)``, else ``ACCORD_STORE``; otherwise nothing is recorded.
+The library records a run only when it has a store: ``store=`` (a path, a ``postgresql://`` URL or
+a store), else the one set with ``accord.configure(store=...)``, else ``ACCORD_STORE``; otherwise
+nothing is recorded. A ``postgresql://`` URL names a :class:`~accord.store._postgres.PostgresStore`
+(several machines can share it); anything else is the path of an SQLite file.
 Durability comes from ``durability=``, then ``ACCORD_DURABILITY``, then ``"async"``. Stores named
 by a path are opened once per process and shared; a store the user closes leaves that cache.
 
@@ -34,6 +36,7 @@ from accord.messages import Usage
 from accord.runtime import ActivationCache, RunResult
 from accord.store._base import Owner, RunRecord, RunRow, RunStore
 from accord.store._codec import StoredPayload, blob_hash
+from accord.store._postgres import PostgresStore, is_postgres_url
 from accord.store._recorder import Durability, Recorder
 from accord.store._sqlite import SQLiteStore
 
@@ -74,33 +77,39 @@ def open_store(
     *,
     redact: Callable[[str], str] | None = None,
     synchronous: Any = "NORMAL",
-) -> SQLiteStore:
-    """Open the SQLite run store at ``path`` (default ``ACCORD_STORE``, else ``./.accord/runs.db``).
+) -> SQLiteStore | PostgresStore:
+    """Open the run store at ``path`` (default ``ACCORD_STORE``, else ``./.accord/runs.db``): an
+    SQLite file, or a PostgreSQL database for a ``postgresql://`` URL.
 
     The store is yours: close it with ``store.close()``, or use it as a context manager
     (``with`` / ``async with accord.open_store(path) as store:``), which writes what its writer
     holds, stops the writer thread and closes the file.
 
     Args:
-        path: the database file (created with its folders when missing).
+        path: the database file (created with its folders when missing), or a
+            ``postgresql://user:password@host:port/database`` URL (the database must exist).
         redact: a function applied to every text before it is stored (see ``SQLiteStore``).
-        synchronous: ``"NORMAL"`` (the default) or ``"FULL"``.
+        synchronous: ``"NORMAL"`` (the default) or ``"FULL"`` (SQLite only).
 
     Raises:
-        StoreError: the path cannot hold a store (a folder, a parent that is a file, read-only).
-        StoreCorruptError, StoreVersionError: the file cannot be used (it is not changed).
+        StoreError: the path cannot hold a store (a folder, a parent that is a file, read-only),
+            or the PostgreSQL server cannot be reached.
+        StoreCorruptError, StoreVersionError: the store cannot be used (it is not changed).
+        ConfigError: a PostgreSQL URL without psycopg installed.
     """
     raw = path if path is not None else os.environ.get("ACCORD_STORE") or DEFAULT_STORE
+    if is_postgres_url(raw):
+        return PostgresStore(str(raw), redact=redact)
     return SQLiteStore(Path(raw), redact=redact, synchronous=synchronous)
 
 
-_stores: dict[str, SQLiteStore] = {}
+_stores: dict[str, SQLiteStore | PostgresStore] = {}
 _stores_lock = threading.Lock()
 
 
 def shared_store(store: RunStore | str | os.PathLike[str] | None = None) -> RunStore:
-    """``store`` itself, or the SQLite store at a path, opened once per process and shared
-    (None: ``ACCORD_STORE``, else ``./.accord/runs.db``).
+    """``store`` itself, or the store at a path or ``postgresql://`` URL, opened once per process
+    and shared (None: ``ACCORD_STORE``, else ``./.accord/runs.db``).
 
     Raises:
         StoreError: ``store`` is a closed store, or the path cannot hold a store.
@@ -113,11 +122,12 @@ def shared_store(store: RunStore | str | os.PathLike[str] | None = None) -> RunS
             )
         return store
     raw = store if store is not None else os.environ.get("ACCORD_STORE") or DEFAULT_STORE
-    key = str(Path(raw).expanduser().absolute())
+    url = is_postgres_url(raw)
+    key = str(raw) if url else str(Path(raw).expanduser().absolute())
     with _stores_lock:
         found = _stores.get(key)
         if found is None or found.closed:
-            found = _stores[key] = SQLiteStore(key)
+            found = _stores[key] = PostgresStore(key) if url else SQLiteStore(key)
         return found
 
 
@@ -140,10 +150,11 @@ def resolve_store(store: RunStore | str | os.PathLike[str] | None) -> RunStore |
     return shared_store(store)
 
 
-def command_store() -> Path:
-    """The store the ``accord`` command records into and reads: ``ACCORD_STORE``, else
-    ``./.accord/runs.db``."""
-    return Path(os.environ.get("ACCORD_STORE") or DEFAULT_STORE)
+def command_store() -> Path | str:
+    """The store the ``accord`` command records into and reads: ``ACCORD_STORE`` (a path or a
+    ``postgresql://`` URL), else ``./.accord/runs.db``."""
+    raw = os.environ.get("ACCORD_STORE") or DEFAULT_STORE
+    return raw if is_postgres_url(raw) else Path(raw)
 
 
 def begin_run(

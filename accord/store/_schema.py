@@ -1,15 +1,31 @@
-"""The SQLite run store's schema, its version, and the migrations that reach it.
+"""The run store's schema, its version, and the migrations that reach it, for SQLite and PostgreSQL.
 
-The version lives in SQLite's ``user_version`` header field, so it can be read from the file's
-first 100 bytes before the database is opened. :data:`MIGRATIONS` maps each version to the
-statements that take a store from the previous version to it; they run in one transaction.
+Both stores hold the same tables with the same columns; the statements are written once, with
+three dialect words filled in by :func:`migrations` (SQLite's ``REAL`` is PostgreSQL's
+``DOUBLE PRECISION``, an event's sequence number is SQLite's row id or a PostgreSQL identity
+column, and SQLite's ``WITHOUT ROWID`` has no PostgreSQL counterpart).
+
+SQLite keeps the version in its ``user_version`` header field, so it can be read from the file's
+first 100 bytes before the database is opened; PostgreSQL keeps it in the one-row table
+:data:`VERSION_TABLE`. :data:`MIGRATIONS` maps each version to the statements that take a store
+from the previous version to it; they run in one transaction.
 
 Caveat: a store whose version is newer than :data:`SCHEMA_VERSION` is never opened for writing.
 """
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "TABLES", "HEADER"]
+from typing import Literal
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MIGRATIONS",
+    "TABLES",
+    "HEADER",
+    "VERSION_TABLE",
+    "Dialect",
+    "migrations",
+]
 
 HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
@@ -18,7 +34,21 @@ SCHEMA_VERSION = 1
 
 TABLES = frozenset({"runs", "activations", "events", "blobs", "leases"})
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+VERSION_TABLE = "accord_schema"
+"""PostgreSQL: the table holding the store's schema version (one row)."""
+
+Dialect = Literal["sqlite", "postgresql"]
+
+_WORDS: dict[str, dict[str, str]] = {
+    "sqlite": {"real": "REAL", "seq": "INTEGER PRIMARY KEY", "without_rowid": " WITHOUT ROWID"},
+    "postgresql": {
+        "real": "DOUBLE PRECISION",
+        "seq": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "without_rowid": "",
+    },
+}
+
+_STATEMENTS: dict[int, tuple[str, ...]] = {
     1: (
         """
         CREATE TABLE runs (
@@ -29,14 +59,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             task TEXT NOT NULL,
             status TEXT NOT NULL,
             stop_reason TEXT,
-            started_at REAL NOT NULL,
-            finished_at REAL,
-            duration_s REAL,
+            started_at {real} NOT NULL,
+            finished_at {real},
+            duration_s {real},
             usage TEXT,
             max_steps INTEGER NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 1,
             topology TEXT NOT NULL
-        ) WITHOUT ROWID
+        ){without_rowid}
         """,
         "CREATE INDEX runs_by_start ON runs (started_at)",
         """
@@ -46,15 +76,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             round INTEGER NOT NULL,
             message TEXT NOT NULL,
             calls TEXT NOT NULL,
-            started_at REAL NOT NULL,
-            duration_s REAL NOT NULL,
+            started_at {real} NOT NULL,
+            duration_s {real} NOT NULL,
             attempt INTEGER NOT NULL,
             PRIMARY KEY (run_id, node, round)
         )
         """,
         """
         CREATE TABLE events (
-            seq INTEGER PRIMARY KEY,
+            seq {seq},
             run_id TEXT NOT NULL,
             attempt INTEGER NOT NULL,
             data TEXT NOT NULL
@@ -69,8 +99,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             host TEXT NOT NULL,
             pid INTEGER NOT NULL,
             proc_start TEXT NOT NULL,
-            expires_at REAL NOT NULL
-        ) WITHOUT ROWID
+            expires_at {real} NOT NULL
+        ){without_rowid}
         """,
     ),
 }
+
+
+def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
+    """Each version's statements in ``dialect`` (the same tables and columns in both)."""
+    words = _WORDS[dialect]
+    return {v: tuple(s.format(**words) for s in stmts) for v, stmts in _STATEMENTS.items()}
+
+
+MIGRATIONS: dict[int, tuple[str, ...]] = migrations("sqlite")
+"""SQLite's statements per version (see :func:`migrations` for PostgreSQL's)."""

@@ -38,7 +38,9 @@ runs_app = typer.Typer(
 )
 
 StoreOption = typer.Option(
-    None, "--store", help="Run store file (default: ACCORD_STORE or ./.accord/runs.db)."
+    None,
+    "--store",
+    help="Run store file or postgresql:// URL (default: ACCORD_STORE or ./.accord/runs.db).",
 )
 
 
@@ -62,7 +64,7 @@ def _rich(text: str) -> str:
     return safe(redact(text))
 
 
-def _store(path: Path | None) -> RunStore:
+def _store(path: str | None) -> RunStore:
     try:
         return shared_store(path if path is not None else command_store())
     except AccordError as exc:
@@ -93,7 +95,7 @@ def load_graph(spec: str) -> Any:
 
 @runs_app.command("list")
 def list_runs(
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     status: str | None = typer.Option(None, help="Only runs with this status."),
     graph: str | None = typer.Option(None, help="Only runs of this graph name."),
     limit: int = typer.Option(20, min=1, help="How many runs to show, newest first."),
@@ -133,7 +135,7 @@ def list_runs(
 
 
 @runs_app.command("show")
-def show(run_id: str, store: Path | None = StoreOption) -> None:
+def show(run_id: str, store: str | None = StoreOption) -> None:
     """Show a run: its transcript and a usage table."""
     from rich.panel import Panel
     from rich.table import Table
@@ -195,7 +197,7 @@ def resume(
         None, "--base-url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
     ),
     durability: str | None = typer.Option(None, help="'async' or 'sync'."),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Finish a run that stopped or crashed: stored activations are not run again."""
     target = _store(store)
@@ -277,7 +279,7 @@ def export(
         True, "--json", help="Export as JSON (the only format, and the default)."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not to stdout."),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Export everything stored about a run as JSON (anything that looks like a secret is
     redacted)."""
@@ -298,7 +300,7 @@ def export(
 def trace(
     run_id: str,
     html: Path = typer.Option(..., "--html", help="Write the trace page to this file."),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Write a self-contained HTML trace of a run (graph, timeline, messages, usage)."""
     target = _store(store)

@@ -14,7 +14,7 @@ from _scenario import ACTIVATIONS, backend, build_graph, reply, transcript_facts
 import accord
 from accord.backends.base import Request
 from accord.errors import ConfigError, NodeTimeoutError, ScriptExhaustedError
-from accord.store import ReplayBackend, SQLiteStore, export_json, open_store
+from accord.store import ReplayBackend, export_json, open_store
 from accord.testing import FunctionBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends"))
@@ -23,7 +23,7 @@ from fault_server import CANARY_KEY, FaultServer, Reply, completion  # noqa: E40
 
 @pytest.mark.parametrize("durability", ["async", "sync"])
 async def test_run_records_run_activations_calls_and_events(db: Path, durability: str) -> None:
-    store = SQLiteStore(db)
+    store = open_store(db)
     result = await build_graph().run("task", backend(), store=store, durability=durability)
     record = store.get_run(result.run_id)
     assert (record.status, record.graph, record.task) == ("completed", "scenario", "task")
@@ -153,7 +153,7 @@ async def test_resume_with_a_different_graph_structure_is_refused(db: Path) -> N
 
 
 async def test_resume_of_an_unknown_run_names_it(db: Path) -> None:
-    SQLiteStore(db)
+    open_store(db)
     with pytest.raises(ConfigError, match="no run 'nope'"):
         await build_graph().resume("nope", backend(), store=db)
 
