@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from accord.runtime._input import AnswerError, Approval, Question
 from accord.runtime._node import ActivationContext, Node, NodeOutput, current_context, report_retry
 from accord.runtime._scheduler import ActivationCache, activation_id, execute
 from accord.runtime.events import (
@@ -9,6 +10,8 @@ from accord.runtime.events import (
     ActivationStarted,
     Event,
     MessageEvent,
+    InputReceived,
+    InputRequested,
     RetryEvent,
     RunFinished,
     RunStarted,
@@ -44,6 +47,11 @@ __all__ = [
     "ActivationFinished",
     "RetryEvent",
     "RunFinished",
+    "InputRequested",
+    "InputReceived",
+    "Question",
+    "Approval",
+    "AnswerError",
     "RunResult",
     "RunStatus",
     "ActivationTiming",

@@ -9,7 +9,7 @@ transcript (``RunResult.transcript``) is the timing-independent order.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,8 @@ __all__ = [
     "ActivationFinished",
     "RetryEvent",
     "RunFinished",
+    "InputRequested",
+    "InputReceived",
     "Event",
 ]
 
@@ -94,6 +96,27 @@ class RetryEvent(_Event):
     status_code: int | None = None
 
 
+class InputRequested(_Event):
+    """A node asked a person a question (``ctx.ask`` or a ``Human`` node) and waits."""
+
+    kind: Literal["input_requested"] = "input_requested"
+    node: str
+    round: int
+    question_id: str
+    question: str
+    answer_schema: dict[str, Any]
+    timeout: float | None = None
+
+
+class InputReceived(_Event):
+    """A question got its answer (given now, recorded earlier, or a timeout's default)."""
+
+    kind: Literal["input_received"] = "input_received"
+    node: str
+    round: int
+    question_id: str
+
+
 class RunFinished(_Event):
     """The run ended (``status``: completed, stopped, failed or cancelled), with its output, so
     ``async for event in graph.stream(...)`` needs no second call."""
@@ -114,7 +137,9 @@ Event = Annotated[
     | MessageEvent
     | ActivationFinished
     | RetryEvent
-    | RunFinished,
+    | RunFinished
+    | InputRequested
+    | InputReceived,
     Field(discriminator="kind"),
 ]
 """Any run event (a discriminated union on ``kind``)."""

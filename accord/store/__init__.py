@@ -41,6 +41,7 @@ from accord.store._run import (
     resolve_store,
     shared_store,
 )
+from accord.store._questions import QuestionRecord, give_answers
 from accord.store._schema import SCHEMA_VERSION
 from accord.store._sqlite import SQLiteStore
 from accord.store._trace import trace_html, write_trace
@@ -74,4 +75,6 @@ __all__ = [
     "export_json",
     "trace_html",
     "write_trace",
+    "QuestionRecord",
+    "give_answers",
 ]

@@ -14,9 +14,10 @@ __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "TABLES", "HEADER"]
 HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES = frozenset({"runs", "activations", "events", "blobs", "leases"})
+"""Tables every accord store has (from version 1): how a file is told to be one."""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -70,6 +71,24 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             pid INTEGER NOT NULL,
             proc_start TEXT NOT NULL,
             expires_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
+    2: (
+        # questions runs asked a person (ctx.ask, Human nodes); answer is JSON, NULL while pending
+        """
+        CREATE TABLE questions (
+            run_id TEXT NOT NULL,
+            question_id TEXT NOT NULL,
+            node TEXT NOT NULL,
+            round INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            answer_schema TEXT NOT NULL,
+            asked_at REAL NOT NULL,
+            timeout REAL,
+            answer TEXT,
+            answered_at REAL,
+            PRIMARY KEY (run_id, question_id)
         ) WITHOUT ROWID
         """,
     ),
