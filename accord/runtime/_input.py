@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -45,6 +46,9 @@ __all__ = [
     "check_answer",
     "STOP",
     "HANDLER",
+    "NO_ANSWER",
+    "parse_value",
+    "terminal_asker",
     "Blocked",
 ]
 
@@ -243,6 +247,51 @@ def _problem(schema: Any, value: Any, defs: dict[str, Any], where: str) -> str |
     return None
 
 
+def parse_value(text: str, schema: dict[str, Any]) -> Any:
+    """An answer typed as text: JSON (``true``, ``42``, ``{"approved": true}``), or the text
+    itself when it is not JSON or the question wants a string."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if schema.get("type") == "string" and not isinstance(value, str):
+        return text
+    return value
+
+
+NO_ANSWER = object()
+"""What an ask handler returns when the person gave no answer (end of input): the run pauses."""
+
+
+def terminal_asker(
+    read: Callable[[str], str] = input, write: Callable[[str], None] = print
+) -> AskHandler:
+    """An ask handler that prompts on a terminal until the answer fits (``accord run`` uses it).
+
+    ``read`` runs in a worker thread; end of input (EOF) leaves the question pending.
+    """
+    from accord._terminal import plain
+
+    async def ask(q: Question) -> Any:
+        write(f"\n? {plain(q.node)} asks ({q.id}):\n{plain(q.question)}")
+        write(f"  answer as JSON of schema {_short(q.answer_schema)}")
+        while True:
+            try:
+                text = await asyncio.to_thread(read, "> ")
+            except EOFError:
+                write("  (no answer: the run will wait; answer later with `accord runs answer`)")
+                return NO_ANSWER
+            value = parse_value(text.strip(), q.answer_schema)
+            try:
+                check_answer(q.answer_schema, value, q.id)
+            except AnswerError as exc:
+                write(f"  {exc}")
+                continue
+            return value
+
+    return ask
+
+
 class Blocked(Exception):
     """Raised by ``ask`` when no answer is there: the activation waits (never seen by users)."""
 
@@ -264,9 +313,11 @@ async def wait_for_answer(
             return False, None
         try:
             async with asyncio.timeout(remaining):
-                return True, await handler(question)
+                value = await handler(question)
         except TimeoutError:
             return False, None
+        if value is not NO_ANSWER:
+            return True, value
     if deadline is None:
         return False, None
     while True:

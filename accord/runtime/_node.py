@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from accord import _crash, _otel
-from accord.runtime import _input
 from accord.backends.base import Backend, Choice, Completion, Request
 from accord.errors import ConfigError, UsageError
 from accord.messages import ZERO_USAGE, Message, Payload, Usage
+from accord.runtime import _input
 
 if TYPE_CHECKING:
     from accord.runtime._scheduler import _Run
@@ -185,7 +185,7 @@ class ActivationContext:
         question: str,
         output: Any = str,
         *,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (it outlives the process: see below)
         on_timeout: Any = _input.STOP,
     ) -> Any:
         """Ask a person ``question`` and return their answer as an ``output``.

@@ -28,6 +28,7 @@ from accord.store._base import (
     check_filters,
 )
 from accord.store._codec import StoredPayload, redact
+from accord.store._questions import QuestionRecord, give_answers
 from accord.store._recorder import Durability, Recorder, flush_all
 from accord.store._replay import ReplayBackend
 from accord.store._run import (
@@ -41,7 +42,6 @@ from accord.store._run import (
     resolve_store,
     shared_store,
 )
-from accord.store._questions import QuestionRecord, give_answers
 from accord.store._schema import SCHEMA_VERSION
 from accord.store._sqlite import SQLiteStore
 from accord.store._trace import trace_html, write_trace

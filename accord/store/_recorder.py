@@ -47,8 +47,8 @@ from accord.store._base import (
     RunStore,
     WriteBatch,
 )
-from accord.store._questions import SQLiteQuestions
 from accord.store._codec import BlobTable, Earlier, dumps, encode_calls, encode_message, redact
+from accord.store._questions import SQLiteQuestions
 
 __all__ = ["Recorder", "Durability", "flush_all", "settle", "stop_writer", "HAND_OFF_S"]
 

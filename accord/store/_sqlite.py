@@ -36,8 +36,8 @@ from accord.errors import (
     StoreVersionError,
 )
 from accord.store._base import Owner, RunRecord, WriteBatch
-from accord.store._schema import HEADER, MIGRATIONS, SCHEMA_VERSION, TABLES
 from accord.store._questions import SQLiteQuestions
+from accord.store._schema import HEADER, MIGRATIONS, SCHEMA_VERSION, TABLES
 from accord.store._sqlite_read import SQLiteReads
 
 __all__ = ["SQLiteStore"]
