@@ -21,6 +21,7 @@ EXPECTED_ALL = [
     "Aggregator",
     "Step",
     "step",
+    "Human",
     "Template",
     # cooperation patterns
     "debate",
@@ -56,6 +57,8 @@ EXPECTED_ALL = [
     "Usage",
     # running
     "RunResult",
+    "Question",
+    "Approval",
     "MaxSteps",
     "MaxRounds",
     "Timeout",
