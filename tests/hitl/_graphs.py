@@ -26,9 +26,7 @@ def act(decision: accord.Approval) -> str:
 def approval_graph(**human: Any) -> accord.Graph:
     """draft -> review (a Human giving an Approval) -> act."""
     g = accord.Graph("approval")
-    review = accord.Human(
-        "review", question="Approve {{ last }}?", output=accord.Approval, **human
-    )
+    review = accord.Human("review", question="Approve {{ last }}?", output=accord.Approval, **human)
     g.add(draft, review, act)
     g.connect("draft", "review")
     g.connect("review", "act")
