@@ -125,7 +125,12 @@ def to_json(value: Any) -> Any:
     return to_jsonable_python(value)
 
 
-def question_id(node: str, round: int, index: int) -> str:
+def question_id(node: str, round: int, index: int, key: str | None = None) -> str:
+    """``node/round/qN`` for the N-th ask of an activation, or ``node/round/KEY`` with a key."""
+    if key is not None:
+        if not key or any(c.isspace() for c in key):
+            raise ConfigError(f"ask(key={key!r}): a key must be non-empty text without spaces.")
+        return f"{node}/{round}/{key}"
     return f"{node}/{round}/q{index}"
 
 
@@ -292,8 +297,10 @@ def terminal_asker(
     return ask
 
 
-class Blocked(Exception):
-    """Raised by ``ask`` when no answer is there: the activation waits (never seen by users)."""
+class Blocked(BaseException):
+    """Raised by ``ask`` when no answer is there: the activation waits and the scheduler takes
+    it (never seen by users). A ``BaseException``, like ``CancelledError``, so that code which
+    catches ``Exception`` around an ``ask`` (a tool loop, a retry) lets it through."""
 
 
 OnTimeout = Any | Literal["stop"]

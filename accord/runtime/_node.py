@@ -187,6 +187,7 @@ class ActivationContext:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 (it outlives the process: see below)
         on_timeout: Any = _input.STOP,
+        key: str | None = None,
     ) -> Any:
         """Ask a person ``question`` and return their answer as an ``output``.
 
@@ -202,6 +203,10 @@ class ActivationContext:
                 ``int``, ``bool``, a ``Literal[...]``.
             timeout: seconds to wait for an answer (counted from when it was first asked).
             on_timeout: the answer to use when the wait ends, or ``"stop"`` to stop the run.
+            key: names the question instead of its position: its id becomes
+                ``node/round/KEY``, so an answer stays with what was asked even when the
+                activation asks in another order on resume (a tool loop approving a call uses
+                the call, e.g. ``key="approve-" + digest_of(tool, arguments)``).
 
         Raises:
             UsageError: the run has no run store (a pause needs one).
@@ -217,7 +222,7 @@ class ActivationContext:
             )
         index = self.asks
         self.asks += 1
-        qid = _input.question_id(self.node, self.round, index)
+        qid = _input.question_id(self.node, self.round, index, key)
         found, value = gate.recorded(qid)
         if not found:
             q = _input.Question(

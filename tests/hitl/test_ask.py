@@ -13,7 +13,7 @@ from _graphs import approval_graph, two_asks_graph, with_side_branch
 
 import accord
 from accord.graphs._graph import Subgraph
-from accord.runtime import AnswerError, InputReceived, InputRequested
+from accord.runtime import ActivationContext, AnswerError, InputReceived, InputRequested
 from accord.runtime._input import HANDLER, terminal_asker
 from accord.store import give_answers, open_store
 
@@ -204,3 +204,27 @@ async def test_a_question_inside_a_subgraph_pauses_and_resumes_the_outer_run(db:
     assert q.id == "inner/review/0/q0"
     done = await outer.resume(paused.run_id, store=db, answers={q.id: {"approved": True}})
     assert done.status == "completed"
+
+
+async def test_ask_with_a_key_names_the_question_and_passes_through_except_exception(
+    db: Path,
+) -> None:
+    @accord.step
+    async def tool_loop(ctx: ActivationContext) -> str:
+        try:  # a tool loop that turns tool errors into results must not swallow the pause
+            ok = await ctx.ask("Run rm(a.txt)?", output=accord.Approval, key="approve-rm-a")
+        except Exception as exc:  # pragma: no cover - the test fails if this runs
+            return f"swallowed {exc!r}"
+        return "ran" if ok.approved else "skipped"
+
+    g = accord.Graph("keyed")
+    g.add(tool_loop)
+    g.set_entry("tool_loop")
+    g.set_exit("tool_loop")
+    paused = await g.run("t", store=db)
+    assert paused.status == "waiting"
+    assert [q.id for q in paused.questions] == ["tool_loop/0/approve-rm-a"]
+    done = await g.resume(
+        paused.run_id, store=db, answers={"tool_loop/0/approve-rm-a": {"approved": True}}
+    )
+    assert done.text == "ran"
