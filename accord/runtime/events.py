@@ -118,7 +118,7 @@ class InputReceived(_Event):
 
 
 class RunFinished(_Event):
-    """The run ended (``status``: completed, stopped, failed or cancelled), with its output, so
+    """The run ended (``status``: completed, stopped, failed, cancelled or waiting), with its output, so
     ``async for event in graph.stream(...)`` needs no second call."""
 
     kind: Literal["run_finished"] = "run_finished"
