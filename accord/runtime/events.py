@@ -118,8 +118,8 @@ class InputReceived(_Event):
 
 
 class RunFinished(_Event):
-    """The run ended (``status``: completed, stopped, failed, cancelled or waiting), with its output, so
-    ``async for event in graph.stream(...)`` needs no second call."""
+    """The run ended (``status``: completed, stopped, failed, cancelled or waiting), with its
+    output, so ``async for event in graph.stream(...)`` needs no second call."""
 
     kind: Literal["run_finished"] = "run_finished"
     status: str
