@@ -120,7 +120,8 @@ def test_accord_run_no_input_pauses_and_prints_how_to_answer(
     monkeypatch.setenv("ACCORD_STORE", str(tmp_path / "runs.db"))
     out = runner.invoke(main_app, ["run", f"{graph_file}:graph", "x", "--no-input", "--json"])
     assert out.exit_code == 0, out.output
-    data = json.loads(out.output)
+    text = out.stdout
+    data, _ = json.JSONDecoder().raw_decode(text[text.index('{\n  "run_id"') :])
     assert data["status"] == "waiting"
     assert data["questions"][0]["id"] == "review/0/q0"
     plain = runner.invoke(main_app, ["run", f"{graph_file}:graph", "x", "--no-input"])
