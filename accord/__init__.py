@@ -19,6 +19,7 @@ from accord.agents import (
     Aggregator,
     Critic,
     Debater,
+    Human,
     Judge,
     Planner,
     Solver,
@@ -51,9 +52,11 @@ from accord.graphs.patterns import (
 from accord.messages import Answer, Critique, Message, Payload, Plan, Solution, Usage, Verdict, Vote
 from accord.prompts import Template
 from accord.runtime import (
+    Approval,
     CostBudget,
     MaxRounds,
     MaxSteps,
+    Question,
     RequestBudget,
     RunResult,
     Timeout,
@@ -116,6 +119,7 @@ __all__ = [
     "Aggregator",
     "Step",
     "step",
+    "Human",
     "Template",
     "Tool",
     # cooperation patterns
@@ -156,6 +160,8 @@ __all__ = [
     "Usage",
     # running
     "RunResult",
+    "Question",
+    "Approval",
     "MaxSteps",
     "MaxRounds",
     "Timeout",

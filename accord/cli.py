@@ -308,8 +308,18 @@ def run_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="print one machine-readable result"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the answer"),
+    no_input: bool = typer.Option(
+        False,
+        "--no-input",
+        help="never prompt: a question to a person pauses the run (answer it later with "
+        "`accord runs answer`)",
+    ),
 ) -> None:
-    """Run a pattern or your own graph on a task (the task may come from stdin: '-')."""
+    """Run a pattern or your own graph on a task (the task may come from stdin: '-').
+
+    On a terminal, questions the graph asks a person (``accord.Human``, ``ctx.ask``) are
+    prompted for; with ``--no-input`` (or without a terminal) the run pauses with status
+    ``waiting`` instead."""
     try:
         text = read_task(task, task_file)
         if temperature is not None and not 0 <= temperature <= 2:
@@ -320,9 +330,7 @@ def run_command(
             raise ConfigError(f"--max-steps must be 1 or more, not {max_steps}.")
         from_file = target.endswith(".py") or ".py:" in target
         if from_file or target in PATTERN_OPTIONS:
-            check_pattern_options(
-                "" if from_file else target, {"agents": agents, "rounds": rounds}
-            )
+            check_pattern_options("" if from_file else target, {"agents": agents, "rounds": rounds})
         if from_file:
             graph = load_graph(target)
             apply_sampling(graph, temperature, max_tokens)
@@ -354,9 +362,10 @@ def run_command(
     except KeyboardInterrupt:  # Ctrl-C while the graph or the backend is still being set up
         _err.print("cancelled")
         raise typer.Exit(130) from None
-    live = not (as_json or quiet) and sys.stdout.isatty()
+    prompt = not (no_input or as_json) and sys.stdin.isatty() and sys.stdout.isatty()
+    live = not (as_json or quiet or prompt) and sys.stdout.isatty()
     try:
-        result = asyncio.run(_run(graph, text, backend, max_steps, live))
+        result = asyncio.run(_run(graph, text, backend, max_steps, live, prompt))
     except KeyboardInterrupt:
         _err.print("cancelled")
         raise typer.Exit(130) from None
@@ -370,6 +379,8 @@ def run_command(
         raise _fail(f"{type(exc).__name__}: {exc}", 1) from None
     if as_json:
         print(json.dumps(_json_result(result), indent=2))
+    elif result.status == "waiting":
+        _print_waiting(result)
     elif quiet:
         print(plain(_answer(result)))
     else:
@@ -385,9 +396,23 @@ def _json_result(result: Any) -> dict[str, Any]:
     return data
 
 
-async def _run(graph: Any, task: str, backend: Any, max_steps: int | None, live: bool) -> Any:
+def _print_waiting(result: Any) -> None:
+    """Say which questions a waiting run waits for, and how to answer them."""
+    print(f"run {plain(result.run_id)} is waiting for a person's answer:")
+    for q in result.questions:
+        print(f"  {plain(q.id)}: {plain(q.question)}")
+        print(f"    accord runs answer {plain(result.run_id)} {plain(q.id)} VALUE --resume")
+
+
+async def _run(
+    graph: Any, task: str, backend: Any, max_steps: int | None, live: bool, prompt: bool = False
+) -> Any:
     from accord.store import command_store  # the command records its runs (`accord runs`)
 
+    if prompt:  # questions to a person are asked on this terminal
+        from accord.runtime._input import HANDLER, terminal_asker
+
+        HANDLER.set(terminal_asker())
     store = command_store()
     # Without --max-steps the graph's own limit applies (a pattern's grows with its size).
     limits: dict[str, Any] = {} if max_steps is None else {"max_steps": max_steps}

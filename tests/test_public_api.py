@@ -21,6 +21,7 @@ EXPECTED_ALL = [
     "Aggregator",
     "Step",
     "step",
+    "Human",
     "Template",
     "Tool",
     # cooperation patterns
@@ -61,6 +62,8 @@ EXPECTED_ALL = [
     "Usage",
     # running
     "RunResult",
+    "Question",
+    "Approval",
     "MaxSteps",
     "MaxRounds",
     "Timeout",

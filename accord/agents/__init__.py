@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from accord.agents._agent import Agent, format_inputs, parse_payload, validate_reply
+from accord.agents._human import Human
 from accord.agents._roles import Aggregator, Critic, Debater, Judge, Planner, Solver, Verifier
 from accord.agents._step import Step, step
 
@@ -17,6 +18,7 @@ __all__ = [
     "Aggregator",
     "Step",
     "step",
+    "Human",
     "parse_payload",
     "validate_reply",
     "format_inputs",

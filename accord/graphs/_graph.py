@@ -553,6 +553,7 @@ class Graph:
         max_steps: int | None = None,
         on_event: EventSink | None = None,
         stream_tokens: bool = False,
+        answers: dict[str, Any] | None = None,
     ) -> RunResult:
         """Finish run ``run_id`` from the run store.
 
@@ -571,8 +572,12 @@ class Graph:
             until: a termination condition for the rest of the run.
             max_steps: the step limit (default: the one the run started with).
             on_event, stream_tokens: as for :meth:`run`.
+            answers: answers to a waiting run's questions (``{question_id: value}``, the ids in
+                ``result.questions``); checked against each question's schema first.
 
         Raises:
+            AnswerError: an answer does not fit its question, or names none that is pending (the
+                run is not touched and stays waiting).
             ConfigError: no such run, or this graph's structure differs from the recorded one.
             RunBusyError: another live process is executing the run.
             StoreError: the store cannot be read or written.
@@ -590,7 +595,12 @@ class Graph:
         plan = self._compile()
         structure_hash, _ = self._drawing(plan)
         record, cached, recorder = begin_resume(
-            target, run_id, graph=plan.name, structure_hash=structure_hash, mode=mode
+            target,
+            run_id,
+            graph=plan.name,
+            structure_hash=structure_hash,
+            mode=mode,
+            answers=answers,
         )
         if isinstance(backend, str):
             from accord.backends import backend as resolve

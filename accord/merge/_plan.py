@@ -192,9 +192,7 @@ def _segments(config: MergeConfig, layers: int) -> list[_Segment]:
     return segments
 
 
-def _tokenizer_from(
-    config: MergeConfig, base: Source | None, models: tuple[Source, ...]
-) -> Path:
+def _tokenizer_from(config: MergeConfig, base: Source | None, models: tuple[Source, ...]) -> Path:
     """The folder the tokenizer files are copied from (the reference model unless configured)."""
     if config.tokenizer_from not in (None, "base"):
         assert config.tokenizer_from is not None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from accord.runtime._input import AnswerError, Approval, Question
 from accord.runtime._node import ActivationContext, Node, NodeOutput, current_context, report_retry
 from accord.runtime._scheduler import ActivationCache, activation_id, execute
 from accord.runtime.events import (
     ActivationFinished,
     ActivationStarted,
     Event,
+    InputReceived,
+    InputRequested,
     MessageEvent,
     RetryEvent,
     RunFinished,
@@ -44,6 +47,11 @@ __all__ = [
     "ActivationFinished",
     "RetryEvent",
     "RunFinished",
+    "InputRequested",
+    "InputReceived",
+    "Question",
+    "Approval",
+    "AnswerError",
     "RunResult",
     "RunStatus",
     "ActivationTiming",

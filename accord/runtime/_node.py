@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from accord import _crash, _otel
 from accord.backends.base import Backend, Choice, Completion, Request
-from accord.errors import ConfigError
+from accord.errors import ConfigError, UsageError
 from accord.messages import ZERO_USAGE, Message, Payload, Usage
+from accord.runtime import _input
 
 if TYPE_CHECKING:
     from accord.runtime._scheduler import _Run
@@ -88,6 +89,7 @@ class ActivationContext:
         "usage",
         "started_at",
         "calls",
+        "asks",
     )
 
     def __init__(
@@ -118,6 +120,8 @@ class ActivationContext:
             [] if run.recorder is not None else None
         )
         """This activation's model calls (request, response), kept when the run is recorded."""
+        self.asks = 0
+        """How many questions this activation has asked (numbers the next one's id)."""
 
     @property
     def run_id(self) -> str:
@@ -175,6 +179,85 @@ class ActivationContext:
         self.usage = usage if not self.usage.requests else self.usage + usage
         run.add_usage(self.node, usage)
         return completion
+
+    async def ask(
+        self,
+        question: str,
+        output: Any = str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (it outlives the process: see below)
+        on_timeout: Any = _input.STOP,
+        key: str | None = None,
+    ) -> Any:
+        """Ask a person ``question`` and return their answer as an ``output``.
+
+        The answer comes from the store (a resumed run), the run's ``ask`` handler (``accord
+        run`` on a terminal), or, with ``timeout``, from the store while the process waits;
+        otherwise this activation blocks and the run ends ``"waiting"`` once nothing else can
+        run (see :mod:`accord.runtime._input`). ``graph.resume(run_id, answers={id: value})``
+        continues it: this activation runs again and this call returns the recorded answer.
+
+        Args:
+            question: the text shown to the person.
+            output: the answer's type: a Payload subclass (``accord.Approval``), ``str``,
+                ``int``, ``bool``, a ``Literal[...]``.
+            timeout: seconds to wait for an answer (counted from when it was first asked).
+            on_timeout: the answer to use when the wait ends, or ``"stop"`` to stop the run.
+            key: names the question instead of its position: its id becomes
+                ``node/round/KEY``, so an answer stays with what was asked even when the
+                activation asks in another order on resume (a tool loop approving a call uses
+                the call, e.g. ``key="approve-" + digest_of(tool, arguments)``).
+
+        Raises:
+            UsageError: the run has no run store (a pause needs one).
+            ConfigError: ``output`` has no JSON schema.
+        """
+        run = self._run
+        gate = run.root.recorder
+        if not isinstance(gate, _input.InputGate):
+            raise UsageError(
+                f"node {self.node!r} asked a person a question, but the run has no run store: "
+                "a pause for an answer needs one to keep the run's state. Run it with "
+                "graph.run(task, store='runs.db') (or accord.configure(store=...))."
+            )
+        index = self.asks
+        self.asks += 1
+        qid = _input.question_id(self.node, self.round, index, key)
+        found, value = gate.recorded(qid)
+        if not found:
+            q = _input.Question(
+                id=qid,
+                run_id=run.run_id,
+                node=self.node,
+                round=self.round,
+                question=question,
+                answer_schema=_input.schema_of(output),
+                asked_at=time.time(),
+                timeout=timeout,
+            )
+            asked = gate.asked_at(q)
+            if asked != q.asked_at:
+                q = q.model_copy(update={"asked_at": asked})
+            run.on_input(self, q, None, requested=True)
+            deadline = None if timeout is None else asked + timeout
+            found, value = await _input.wait_for_answer(gate, q, _input.HANDLER.get(), deadline)
+            if found:
+                _input.check_answer(q.answer_schema, _input.to_json(value), qid)
+                gate.answered(qid, _input.to_json(value))
+            elif deadline is not None:
+                if isinstance(on_timeout, str) and on_timeout == _input.STOP:
+                    run.stop(
+                        f"question {qid!r} to {self.node!r} got no answer within {timeout} s "
+                        "(on_timeout='stop')"
+                    )
+                value = _input.to_json(on_timeout)
+                gate.answered(qid, value)
+            else:
+                run.block(self, q)
+                raise _input.Blocked(qid)
+        answer = _input.parse_answer(output, value, qid)
+        run.on_input(self, None, qid, requested=False)
+        return answer
 
     async def _checked_call(self, run: _Run, chosen: Backend, request: Request) -> Completion:
         reservation = run.reserve(request)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from accord import _otel
 from accord._fast import construct
@@ -43,6 +43,7 @@ from accord.errors import (
 )
 from accord.messages import ZERO_USAGE, Message, Usage
 from accord.runtime import events as ev
+from accord.runtime._input import Blocked, Question
 from accord.runtime._node import ActivationContext, NodeOutput, _current
 from accord.runtime._plan import CompiledGraph, RunState, deliver, new_state, take_ready
 from accord.runtime.result import ActivationTiming, RunResult, RunStatus
@@ -102,6 +103,7 @@ class _Run:
     """
 
     __slots__ = (
+        "blocked",
         "cache",
         "debug",
         "default_backend",
@@ -113,6 +115,7 @@ class _Run:
         "parent",
         "plan",
         "prefix",
+        "questions",
         "recorder",
         "reserved_requests",
         "reserved_tokens",
@@ -186,6 +189,10 @@ class _Run:
         self.steps_started = 0
         self.debug = log.debug_enabled()
         self.memo: dict[Any, Any] = {}
+        self.blocked = 0
+        """Activations of this run waiting for a person's answer."""
+        self.questions: list[Question] = []
+        """(root) The questions those activations wait for, in the order they were asked."""
         """Per-run memo for nodes (an agent's rendered prompts of earlier rounds)."""
 
     # ---------------------------------------------------------------- called by contexts
@@ -305,6 +312,49 @@ class _Run:
         if self.recorder is not None:
             self.recorder.event(event)
 
+    def on_input(
+        self, ctx: ActivationContext, question: Question | None, qid: str | None, requested: bool
+    ) -> None:
+        """Emit ``input_requested`` (``question``) or ``input_received`` (``qid``)."""
+        if self.sink is None:
+            return
+        if requested:
+            assert question is not None
+            self.sink(
+                construct(
+                    ev.InputRequested,
+                    run_id=self.run_id,
+                    at=time.time(),
+                    kind="input_requested",
+                    node=ctx.node,
+                    round=ctx.round,
+                    question_id=question.id,
+                    question=question.question,
+                    answer_schema=question.answer_schema,
+                    timeout=question.timeout,
+                )
+            )
+        else:
+            self.sink(
+                construct(
+                    ev.InputReceived,
+                    run_id=self.run_id,
+                    at=time.time(),
+                    kind="input_received",
+                    node=ctx.node,
+                    round=ctx.round,
+                    question_id=qid,
+                )
+            )
+
+    def block(self, ctx: ActivationContext, question: Question) -> None:
+        """Note that ``ctx`` waits for an answer to ``question`` (the run will end waiting)."""
+        self.root.questions.append(question)
+
+    def stop(self, reason: str) -> NoReturn:
+        """Stop the run (a question's ``on_timeout="stop"``)."""
+        raise _Stop(reason)
+
     # ---------------------------------------------------------------- activations
 
     def begin(self, node: str, inputs: tuple[Message, ...]) -> ActivationContext:
@@ -388,7 +438,7 @@ class _Run:
                     ) from None
             else:
                 out = await node(ctx)
-        except (AccordError, _Stop):
+        except (AccordError, _Stop, Blocked):
             raise  # accord's own errors keep their type (they say who must fix what)
         except Exception as exc:
             raise NodeError(
@@ -537,6 +587,7 @@ class _Run:
                 construct(ActivationTiming, node=n, round=r, started_at=t, duration_s=d, cached=c)
                 for n, r, t, d, c in self.timings
             ],
+            questions=list(self.questions) if status == "waiting" else [],
         )
 
 
@@ -593,6 +644,9 @@ async def execute(
                 await _loop(run, task_message)
         else:
             await _loop(run, task_message)
+        if run.blocked:
+            waiting = ", ".join(repr(q.id) for q in run.questions)
+            status, reason = "waiting", f"waiting for answers to {waiting}"
     except _Stop as stop:
         status, reason = "stopped", stop.reason
     except TimeoutError as exc:
@@ -691,6 +745,8 @@ async def run_inner(ctx: ActivationContext, plan: CompiledGraph, task: str) -> R
         prefix=prefix,
     )
     await _loop(inner, _task_message(inner, plan))
+    if inner.blocked:  # the subgraph node waits for the answers its nodes wait for
+        raise Blocked(ctx.node)
     return inner.result("completed", None)
 
 
@@ -719,7 +775,11 @@ async def _loop(run: _Run, task_message: Message) -> None:
             if len(pending) == 1 and not outstanding:
                 name, inputs = pending.pop()
                 ctx = run.begin(name, inputs)
-                message, cached = await run.perform(ctx)
+                try:
+                    message, cached = await run.perform(ctx)
+                except Blocked:
+                    run.blocked += 1  # nothing else runs: the run ends waiting
+                    continue
                 pending = run.finish(ctx, message, cached)
                 continue
             if pending and done is None:
@@ -736,6 +796,9 @@ async def _loop(run: _Run, task_message: Message) -> None:
             assert done is not None
             ctx, result, cached, error = await done.get()
             outstanding -= 1
+            if isinstance(error, Blocked):
+                run.blocked += 1  # the other branches go on until they block too
+                continue
             if error is not None:
                 raise error
             assert result is not None

@@ -10,7 +10,7 @@ transcript (``RunResult.transcript``) is the timing-independent order.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,8 @@ __all__ = [
     "ToolCallEvent",
     "ToolResultEvent",
     "RunFinished",
+    "InputRequested",
+    "InputReceived",
     "Event",
 ]
 
@@ -124,9 +126,30 @@ class ToolResultEvent(_Event):
     """True when the result came from a recording instead of running the tool."""
 
 
+class InputRequested(_Event):
+    """A node asked a person a question (``ctx.ask`` or a ``Human`` node) and waits."""
+
+    kind: Literal["input_requested"] = "input_requested"
+    node: str
+    round: int
+    question_id: str
+    question: str
+    answer_schema: dict[str, Any]
+    timeout: float | None = None
+
+
+class InputReceived(_Event):
+    """A question got its answer (given now, recorded earlier, or a timeout's default)."""
+
+    kind: Literal["input_received"] = "input_received"
+    node: str
+    round: int
+    question_id: str
+
+
 class RunFinished(_Event):
-    """The run ended (``status``: completed, stopped, failed or cancelled), with its output, so
-    ``async for event in graph.stream(...)`` needs no second call."""
+    """The run ended (``status``: completed, stopped, failed, cancelled or waiting), with its
+    output, so ``async for event in graph.stream(...)`` needs no second call."""
 
     kind: Literal["run_finished"] = "run_finished"
     status: str
@@ -146,7 +169,9 @@ Event = Annotated[
     | RetryEvent
     | ToolCallEvent
     | ToolResultEvent
-    | RunFinished,
+    | RunFinished
+    | InputRequested
+    | InputReceived,
     Field(discriminator="kind"),
 ]
 """Any run event (a discriminated union on ``kind``)."""

@@ -11,10 +11,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from accord.messages import Message, Usage
+from accord.runtime._input import Question
 
 __all__ = ["RunResult", "ActivationTiming", "RunStatus"]
 
-RunStatus = Literal["completed", "stopped", "failed", "cancelled"]
+RunStatus = Literal["completed", "stopped", "failed", "cancelled", "waiting"]
+"""``"waiting"``: nodes wait for a person's answers (``RunResult.questions``); answer them with
+``graph.resume(run_id, answers={question_id: value})`` or ``accord runs answer``."""
 
 
 class ActivationTiming(BaseModel):
@@ -54,6 +57,8 @@ class RunResult(BaseModel):
     duration_s: float
     timings: list[ActivationTiming]
     """One entry per activation, in the order they finished."""
+    questions: list[Question] = []
+    """A waiting run's pending questions, in the order they were asked."""
 
     @property
     def text(self) -> str:

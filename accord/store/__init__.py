@@ -30,6 +30,7 @@ from accord.store._base import (
 )
 from accord.store._codec import StoredPayload, redact
 from accord.store._postgres import PostgresStore
+from accord.store._questions import QuestionRecord, give_answers
 from accord.store._recorder import Durability, Recorder, flush_all
 from accord.store._replay import ReplayBackend
 from accord.store._run import (
@@ -77,4 +78,6 @@ __all__ = [
     "export_json",
     "trace_html",
     "write_trace",
+    "QuestionRecord",
+    "give_answers",
 ]

@@ -184,7 +184,8 @@ class RunRecord:
     graph_source: str | None
     task: str
     status: str
-    """running, completed, stopped, failed or cancelled (a crashed run stays "running")."""
+    """running, completed, stopped, failed, cancelled or waiting (for a person's answers; a
+    crashed run stays "running")."""
     stop_reason: str | None
     started_at: float
     finished_at: float | None

@@ -36,6 +36,7 @@ from accord.errors import (
     StoreVersionError,
 )
 from accord.store._base import Owner, RunRecord, WriteBatch
+from accord.store._questions import QuestionTable
 from accord.store._schema import SCHEMA_VERSION, TABLES, VERSION_TABLE, migrations
 from accord.store._sqlite_read import SQLiteReads
 
@@ -81,7 +82,7 @@ def _secrets(url: str) -> list[str]:
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 
-class PostgresStore(SQLiteReads):
+class PostgresStore(SQLiteReads, QuestionTable):
     """A run store in a PostgreSQL database (see module docstring).
 
     Args:
@@ -234,6 +235,10 @@ class PostgresStore(SQLiteReads):
             raise StoreError(
                 f"the run store {self.location} failed: {self._hide(str(exc).strip())}"
             ) from exc
+
+    @staticmethod
+    def _sql(text: str) -> str:
+        return text.replace("?", "%s")
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Reads shared with SQLite: their ``?`` placeholders become psycopg's ``%s``."""

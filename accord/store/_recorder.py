@@ -34,9 +34,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from accord.errors import StoreError
+from accord.errors import StoreError, UsageError
 from accord.messages import Message, Usage
 from accord.runtime import ActivationContext
+from accord.runtime._input import Question
 from accord.store._base import (
     LEASE_TTL_S,
     ActivationRow,
@@ -48,6 +49,7 @@ from accord.store._base import (
     WriteBatch,
 )
 from accord.store._codec import BlobTable, Earlier, dumps, encode_calls, encode_message, redact
+from accord.store._questions import QuestionTable
 
 __all__ = ["Recorder", "Durability", "flush_all", "settle", "stop_writer", "HAND_OFF_S"]
 
@@ -308,8 +310,40 @@ class Recorder:
         if self._async:
             self._writer = _writer_for(store)  # raises StoreError if it died
             self._take_writer_error()
+        self.answers: dict[str, Any] = {}
+        """Answers to the run's questions recorded before this attempt (question id: JSON)."""
         if start is not None:
             self._put(("start", start, topology))
+
+    # ---------------------------------------------------------------- questions (InputGate)
+
+    def recorded(self, question_id: str) -> tuple[bool, Any]:
+        if question_id in self.answers:
+            return True, self.answers[question_id]
+        return False, None
+
+    def poll(self, question_id: str) -> tuple[bool, Any]:
+        for r in self._questions().questions(self.run_id):
+            if r.question.id == question_id and not r.pending:
+                self.answers[question_id] = r.answer
+                return True, r.answer
+        return False, None
+
+    def asked_at(self, question: Question) -> float:
+        return self._questions().put_question(question)
+
+    def answered(self, question_id: str, value: Any) -> None:
+        self._questions().put_answer(self.run_id, question_id, value)
+        self.answers[question_id] = value
+
+    def _questions(self) -> QuestionTable:
+        store = self.store
+        if not isinstance(store, QuestionTable):
+            raise UsageError(
+                f"the run store {store.location} keeps no questions: a pause for a person's "
+                "answer needs a store that does (accord.open_store(path))."
+            )
+        return store
 
     # ---------------------------------------------------------------- called by the scheduler
 

@@ -37,6 +37,7 @@ from accord.runtime import ActivationCache, RunResult
 from accord.store._base import Owner, RunRecord, RunRow, RunStore
 from accord.store._codec import StoredPayload, blob_hash
 from accord.store._postgres import PostgresStore, is_postgres_url
+from accord.store._questions import QuestionTable, give_answers
 from accord.store._recorder import Durability, Recorder
 from accord.store._sqlite import SQLiteStore
 
@@ -195,11 +196,22 @@ def begin_run(
 
 
 def begin_resume(
-    target: RunStore, run_id: str, *, graph: str, structure_hash: str, mode: Durability
+    target: RunStore,
+    run_id: str,
+    *,
+    graph: str,
+    structure_hash: str,
+    mode: Durability,
+    answers: dict[str, Any] | None = None,
 ) -> tuple[RunRecord, ActivationCache, Recorder]:
     """Take run ``run_id``'s lease: its record, its finished activations and a recorder.
 
+    ``answers`` (question id: value) are checked against the run's pending questions and
+    recorded first; the recorder then holds every recorded answer.
+
     Raises:
+        AnswerError: an answer names no pending question or does not fit its schema (nothing
+            is recorded and the run is not touched).
         ConfigError: no such run, the graph's structure differs, or a stored payload's class is
             not defined in this process.
         RunBusyError: another live process holds the run.
@@ -219,6 +231,8 @@ def begin_resume(
                 "Payload class of this process defines, so it cannot be resumed here. Import "
                 "the module that defines it (the graph's own file) before resuming."
             )
+    if answers:
+        give_answers(target, run_id, answers)
     owner = Owner.me(new_id(128))
     record = target.begin_attempt(run_id, owner)
     try:
@@ -226,6 +240,10 @@ def begin_resume(
         cache = ActivationCache({a.message.id: a.message for a in finished})
         scrub = getattr(target, "redact", None)
         recorder = Recorder(target, mode, run_id, record.attempts, owner, None, scrub=scrub)
+        if isinstance(target, QuestionTable):
+            recorder.answers = {
+                r.question.id: r.answer for r in target.questions(run_id) if not r.pending
+            }
     except BaseException:
         target.release(run_id, owner.token)
         raise

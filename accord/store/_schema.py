@@ -30,9 +30,10 @@ __all__ = [
 HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES = frozenset({"runs", "activations", "events", "blobs", "leases"})
+"""Tables every accord store has (from version 1): how a file is told to be one."""
 
 VERSION_TABLE = "accord_schema"
 """PostgreSQL: the table holding the store's schema version (one row)."""
@@ -100,6 +101,24 @@ _STATEMENTS: dict[int, tuple[str, ...]] = {
             pid INTEGER NOT NULL,
             proc_start TEXT NOT NULL,
             expires_at {real} NOT NULL
+        ){without_rowid}
+        """,
+    ),
+    2: (
+        # questions runs asked a person (ctx.ask, Human nodes); answer is JSON, NULL while pending
+        """
+        CREATE TABLE questions (
+            run_id TEXT NOT NULL,
+            question_id TEXT NOT NULL,
+            node TEXT NOT NULL,
+            round INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            answer_schema TEXT NOT NULL,
+            asked_at {real} NOT NULL,
+            timeout {real},
+            answer TEXT,
+            answered_at {real},
+            PRIMARY KEY (run_id, question_id)
         ){without_rowid}
         """,
     ),

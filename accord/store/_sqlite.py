@@ -36,6 +36,7 @@ from accord.errors import (
     StoreVersionError,
 )
 from accord.store._base import Owner, RunRecord, WriteBatch
+from accord.store._questions import QuestionTable
 from accord.store._schema import HEADER, MIGRATIONS, SCHEMA_VERSION, TABLES
 from accord.store._sqlite_read import SQLiteReads
 
@@ -46,7 +47,7 @@ _QUICK_CHECK_LIMIT = 256 * 1024 * 1024
 _WRITABLE = "Point ACCORD_STORE (or store=) at a file in a writable folder, or run without a store."
 
 
-class SQLiteStore(SQLiteReads):
+class SQLiteStore(SQLiteReads, QuestionTable):
     """A run store in one SQLite file (see module docstring).
 
     Args:

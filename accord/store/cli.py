@@ -1,4 +1,4 @@
-"""``accord runs``: list, show, resume, export and trace the runs in a run store.
+"""``accord runs``: list, show, answer, resume, export and trace the runs in a run store.
 
 Wire it into the ``accord`` command with :func:`register`. Every command takes ``--store PATH``
 (default ``ACCORD_STORE``, else ``./.accord/runs.db``). Exit codes: 0 success, 2 a usage error
@@ -25,8 +25,10 @@ import typer
 
 from accord._terminal import console, plain, safe
 from accord.errors import AccordError, ConfigError, UsageError
+from accord.runtime._input import Question, parse_value
 from accord.store._base import RunStore
 from accord.store._codec import redact
+from accord.store._questions import QuestionTable, give_answers
 from accord.store._run import command_store, shared_store
 from accord.store._trace import write_trace
 from accord.store._views import export_json, load_view
@@ -99,6 +101,9 @@ def list_runs(
     status: str | None = typer.Option(None, help="Only runs with this status."),
     graph: str | None = typer.Option(None, help="Only runs of this graph name."),
     limit: int = typer.Option(20, min=1, help="How many runs to show, newest first."),
+    waiting: bool = typer.Option(
+        False, "--waiting", help="Only runs waiting for a person's answer, with their questions."
+    ),
 ) -> None:
     """List the runs in the store, newest first."""
     from rich import box
@@ -106,8 +111,10 @@ def list_runs(
 
     target = _store(store)
     filters: dict[str, Any] = {}
-    if status:
-        filters["status"] = status
+    if waiting and status and status != "waiting":
+        _fail(ConfigError(f"--waiting lists waiting runs only; drop --status {status}."))
+    if status or waiting:
+        filters["status"] = status or "waiting"
     if graph:
         filters["graph"] = graph
     try:
@@ -132,6 +139,10 @@ def list_runs(
             f"${r.usage.cost:.4f}",
         )
     console().print(table)
+    if waiting:
+        for r in records:
+            for q in _pending(target, r.run_id):
+                console().print(f"{_rich(r.run_id)}  {_rich(q.id)}: {_rich(q.question)}")
 
 
 @runs_app.command("show")
@@ -153,6 +164,8 @@ def show(run_id: str, store: str | None = StoreOption) -> None:
     )
     if r.stop_reason:
         out.print(f"stop reason: {_rich(r.stop_reason)}")
+    for q in _pending(target, run_id):
+        out.print(f"waiting for {_rich(q.id)} ({_rich(q.node)}): {_rich(q.question)}")
     out.print(Panel(_rich(r.task), title="task"))
     for m in view.transcript:
         title = f"{_rich(m.sender)} · round {m.round}"
@@ -176,6 +189,93 @@ def show(run_id: str, store: str | None = StoreOption) -> None:
         style="bold",
     )
     out.print(table)
+
+
+def _pending(target: RunStore, run_id: str) -> list[Question]:
+    """The run's questions still waiting for an answer."""
+    if not isinstance(target, QuestionTable):
+        return []
+    try:
+        return [r.question for r in target.questions(run_id) if r.pending]
+    except AccordError as exc:
+        _fail(exc)
+
+
+@runs_app.command("answer")
+def answer(
+    run_id: str,
+    args: list[str] = typer.Argument(
+        None, help="[QUESTION_ID] VALUE: the value as JSON (true, 3, {...}) or as text"
+    ),
+    json_file: Path | None = typer.Option(
+        None, "--json", help="Read the answer (JSON) from this file ('-': standard input)."
+    ),
+    resume_run: bool = typer.Option(
+        False, "--resume", help="Resume the run once its questions are answered."
+    ),
+    graph: str | None = typer.Option(
+        None, "--graph", help="With --resume: FILE.py:NAME of the graph (default: as recorded)."
+    ),
+    store: str | None = StoreOption,
+) -> None:
+    """Answer a question a waiting run asks (the only pending one when no QUESTION_ID is given).
+
+    The answer is checked against the question's schema; a wrong one is refused (exit 2) and
+    the run stays waiting."""
+    target = _store(store)
+    try:
+        target.get_run(run_id)
+        pending = _pending(target, run_id)
+        given = list(args or [])
+        if json_file is not None:
+            raw = sys.stdin.read() if str(json_file) == "-" else _read(json_file)
+            if len(given) > 1:
+                raise ConfigError("with --json FILE, give at most a QUESTION_ID.")
+            try:
+                value = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{json_file} does not hold JSON: {exc}") from exc
+            qid = given[0] if given else None
+        elif len(given) == 2:
+            qid, text = given
+            value = None
+        elif len(given) == 1:
+            qid, text = None, given[0]
+            value = None
+        else:
+            raise ConfigError("give the answer: accord runs answer RUN_ID [QUESTION_ID] VALUE.")
+        if qid is None:
+            if len(pending) != 1:
+                listed = ", ".join(q.id for q in pending) or "none"
+                raise ConfigError(
+                    f"run {run_id!r} has {len(pending)} pending questions ({listed}): name the "
+                    "one you answer (accord runs answer RUN_ID QUESTION_ID VALUE)."
+                )
+            qid = pending[0].id
+        if json_file is None:
+            schema = next((q.answer_schema for q in pending if q.id == qid), {})
+            value = parse_value(text, schema)
+        give_answers(target, run_id, {qid: value})
+        left = [q.id for q in pending if q.id != qid]
+        if resume_run and not left:
+            g = graph_of_run(target, run_id, graph)
+            result = _run_async(g.resume(run_id, _backend(g, None, None), store=target))
+    except AccordError as exc:
+        _fail(exc)
+    typer.echo(f"answered {_shown(qid)} of run {_shown(run_id)}")
+    if resume_run and not left:
+        typer.echo(f"run {_shown(result.run_id)} {result.status}: {_shown(result.text)}")
+    elif left:
+        typer.echo(f"still waiting for: {_shown(', '.join(left))}")
+    else:
+        typer.echo(f"resume it with: accord runs resume {_shown(run_id)}")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 @runs_app.command("resume")

@@ -114,9 +114,7 @@ class Moderator:
         answers = {p.answer for p in positions}
         # Consensus: every debater gave the same, readable answer.
         consensus = (
-            positions[0].answer
-            if positions and len(answers) == 1 and positions[0].answer
-            else None
+            positions[0].answer if positions and len(answers) == 1 and positions[0].answer else None
         )
         last = ctx.round >= self.rounds - 1 or (self.stop_on_consensus and consensus is not None)
         payload = DebateRound(
