@@ -38,6 +38,7 @@ from accord.errors import (
     StepLimitError,
     UsageError,
 )
+from accord.batch import batch  # eager: the function, not the subpackage, is accord.batch
 from accord.graphs import Graph
 from accord.graphs.patterns import (
     critique_revise,
@@ -154,6 +155,7 @@ __all__ = [
     "CostBudget",
     "RequestBudget",
     "Until",
+    "batch",
     # recording
     "configure",
     "open_store",

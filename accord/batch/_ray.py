@@ -108,12 +108,13 @@ async def ray_results(b: Batch) -> AsyncIterator[BatchResult]:
     started_here = False
     if not ray.is_initialized():
         address = None if b.ray is True else str(b.ray)
+        local = address is None and not os.environ.get("RAY_ADDRESS")
         env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         ray.init(
             address=address,
             include_dashboard=False,
             log_to_driver=False,
-            runtime_env={"env_vars": env} if address is None else None,
+            runtime_env={"env_vars": env} if local else None,
         )
         started_here = True
     remote = ray.remote(num_cpus=1, max_concurrency=b.concurrency)(BatchWorker)

@@ -7,8 +7,8 @@ finished task to ``--out`` (flushed as each run ends). Runs are recorded in the 
 (``--store``, default ``$ACCORD_STORE`` or ``./.accord/runs.db``) under ids derived from the batch
 id, so running the same command again skips the tasks ``--out`` already holds, resumes the runs
 that were interrupted and, with ``--retry-failed``, retries the failed ones (their old lines are
-dropped from ``--out``). ``--ray`` runs the tasks on a local Ray instance, ``--ray ADDRESS`` on a
-cluster.
+dropped from ``--out``). ``--ray`` runs the tasks on a local Ray instance, or on a
+cluster (``$RAY_ADDRESS``, Ray's own variable, or ``--ray-address ADDRESS``).
 
 Exit codes: 0 every task completed or stopped, 1 some failed, 2 usage errors, 130 interrupted.
 """
@@ -94,11 +94,11 @@ def batch_command(
     tasks_file: Path = typer.Argument(..., help="JSONL: one task (string or object) per line"),
     out: Path = typer.Option(..., "--out", "-o", help="results file (JSONL, appended)"),
     concurrency: int = typer.Option(8, "--concurrency", "-c", help="runs at once (per worker)"),
-    ray: str | None = typer.Option(
-        None,
-        "--ray",
-        flag_value="local",
-        help="run on Ray: alone, a local instance; --ray ADDRESS joins a cluster",
+    ray: bool = typer.Option(
+        False, "--ray", help="run on Ray: a local instance, or the cluster at $RAY_ADDRESS"
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="run on the Ray cluster at this address (implies --ray)"
     ),
     workers: int = typer.Option(2, "--workers", help="Ray workers (with --ray)"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="retry failed runs"),
@@ -129,7 +129,7 @@ def batch_command(
         options = {"agents": agents, "rounds": rounds, "model": model, "base_url": base_url}
         graph, backend = cli_graph(target, options)
         factory = functools.partial(cli_graph, target, options)
-        on_ray = ray is not None
+        on_ray = ray or ray_address is not None
         from accord.batch._tasks import batch_id_for
 
         run = Batch(
@@ -140,7 +140,7 @@ def batch_command(
             concurrency=concurrency,
             batch_id=batch_id or batch_id_for(graph.name, tasks),
             retry_failed=retry_failed,
-            ray=(True if ray == "local" else ray),
+            ray=ray_address or on_ray,
             workers=workers,
             graph_factory=factory if on_ray else None,
         )
