@@ -4,7 +4,7 @@ A chain of three agents on a FunctionBackend whose answer is a function of the r
 runs are deterministic. ``CALL_LOG`` (an environment variable naming a file) makes every model
 call append ``task agent pid`` to that file; ``BATCH_DELAY`` makes each call sleep; ``DIE_AT``
 names a task whose second agent kills its process once (a marker file next to the log keeps it
-from happening twice).
+from happening twice); ``BUILD_LOG`` gets a line each time :func:`chain` builds the graph.
 """
 
 from __future__ import annotations
@@ -50,13 +50,14 @@ async def answer(request: Request) -> str:
 
 
 def chain() -> accord.Graph:
-    """Three agents in a row, each with the deterministic backend."""
+    """Three agents in a row, each with the deterministic backend (``BUILD_LOG`` counts builds)."""
+    build_log = os.environ.get("BUILD_LOG")
+    if build_log:
+        with open(build_log, "a") as f:
+            f.write(f"{os.getpid()}\n")
     backend = FunctionBackend(answer)
     g = accord.Graph("chain")
     a, b, c = (accord.Agent(n, backend=backend) for n in ("a", "b", "c"))
     g.add(a, b, c)
     g.connect(a, b).connect(b, c)
     return g
-
-
-graph = chain()
