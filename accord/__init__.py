@@ -27,6 +27,7 @@ from accord.agents import (
     step,
 )
 from accord.backends import Backend, backend, default_model
+from accord.batch import batch  # eager: the function, not the subpackage, is accord.batch
 from accord.errors import (
     AccordError,
     ConfigError,
@@ -38,7 +39,6 @@ from accord.errors import (
     StepLimitError,
     UsageError,
 )
-from accord.batch import batch  # eager: the function, not the subpackage, is accord.batch
 from accord.graphs import Graph
 from accord.graphs.patterns import (
     critique_revise,

@@ -172,9 +172,7 @@ class Batch:
         try:
             for _ in range(len(self.todo)):
                 get = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait(
-                    [get, *workers], return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await asyncio.wait([get, *workers], return_when=asyncio.FIRST_COMPLETED)
                 if get not in done:
                     get.cancel()
                     for w in done:  # a worker raised (cancelled from outside, or a bug)
@@ -209,8 +207,7 @@ def built_graph(factory: Any, backend: Any) -> tuple[Any, Any]:
         return built[0], built[1] if built[1] is not None else backend
     if not isinstance(built, Graph):
         raise ConfigError(
-            f"the function given to batch() returned a {type(built).__name__}, not an "
-            "accord.Graph."
+            f"the function given to batch() returned a {type(built).__name__}, not an accord.Graph."
         )
     return built, backend
 

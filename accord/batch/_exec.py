@@ -52,7 +52,10 @@ class BatchResult:
             "status": self.status,
             "output": self.output,
             "error": self.error,
-            "usage": {**self.usage.model_dump(mode="json"), "total_tokens": self.usage.total_tokens},
+            "usage": {
+                **self.usage.model_dump(mode="json"),
+                "total_tokens": self.usage.total_tokens,
+            },
             "duration_s": round(self.duration_s, 6),
             "resumed": self.resumed,
             "task": self.task,

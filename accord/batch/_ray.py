@@ -84,11 +84,9 @@ def _store_location(store: Any) -> str | None:
     return str(store.location)
 
 
-def _check_picklable(graph: Any) -> None:
-    import cloudpickle
-
+def _check_picklable(ray: Any, graph: Any) -> None:
     try:
-        cloudpickle.dumps(graph)
+        ray.cloudpickle.dumps(graph)
     except Exception as exc:
         raise ConfigError(
             f"graph {getattr(graph, 'name', graph)!r} cannot be sent to Ray workers "
@@ -99,7 +97,9 @@ def _check_picklable(graph: Any) -> None:
 
 
 def _lost(t: BatchTask, run_id: str, error: str) -> BatchResult:
-    return BatchResult(id=t.id, task=t.task, run_id=run_id, status="failed", error=error, meta=t.meta)
+    return BatchResult(
+        id=t.id, task=t.task, run_id=run_id, status="failed", error=error, meta=t.meta
+    )
 
 
 async def ray_results(b: Batch) -> AsyncIterator[BatchResult]:
@@ -126,7 +126,7 @@ async def ray_results(b: Batch) -> AsyncIterator[BatchResult]:
         )
 
     if b.graph_factory is None:
-        _check_picklable(b.graph)
+        _check_picklable(ray, b.graph)
     actors = [make() for _ in range(b.workers)]
     generation = [0] * b.workers
     load = [0] * b.workers

@@ -51,8 +51,7 @@ def _one(item: Any, n: int, source: str) -> BatchTask:
         return BatchTask(id=str(n), task=item)
     if not isinstance(item, dict):
         raise ConfigError(
-            f"{where}: a task is a string or an object with 'task', not a "
-            f"{type(item).__name__}."
+            f"{where}: a task is a string or an object with 'task', not a {type(item).__name__}."
         )
     unknown = sorted(set(item) - {"task", "id", *OPTION_KEYS})
     if unknown:

@@ -21,7 +21,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 
@@ -155,7 +155,9 @@ def batch_command(
     except UsageError as exc:
         raise _fail(str(exc), 2) from None
     try:
-        asyncio.run(_drive(run, out, quiet, len(done)))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a", encoding="utf-8") as sink:
+            asyncio.run(_drive(run, sink, quiet, len(done)))
     except KeyboardInterrupt:
         s = run.summary
         err.print(
@@ -181,7 +183,7 @@ def batch_command(
         raise typer.Exit(1)
 
 
-async def _drive(run: Any, out: Path, quiet: bool, already: int) -> None:
+async def _drive(run: Any, f: TextIO, quiet: bool, already: int) -> None:
     from accord.batch._progress import BatchProgress
 
     progress = None if quiet or not sys.stderr.isatty() else BatchProgress(len(run.tasks))
@@ -195,17 +197,15 @@ async def _drive(run: Any, out: Path, quiet: bool, already: int) -> None:
                 progress.finish(r.ok, r.usage)
 
         run.on_progress = hook
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a", encoding="utf-8") as f:
+    if progress is not None:
+        progress.__enter__()
+    try:
+        async for r in run:
+            f.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+            f.flush()
+    finally:
         if progress is not None:
-            progress.__enter__()
-        try:
-            async for r in run:
-                f.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
-                f.flush()
-        finally:
-            if progress is not None:
-                progress.__exit__(None, None, None)
+            progress.__exit__(None, None, None)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,18 +28,22 @@ def _task_of(request: Request) -> str:
     return "?"
 
 
-async def answer(request: Request) -> str:
-    task = _task_of(request)
+def _log_and_maybe_die(task: str, agent: str) -> None:
     log = os.environ.get("CALL_LOG")
     if log:
         with open(log, "a") as f:
-            f.write(f"{task} {request.agent} {os.getpid()}\n")
+            f.write(f"{task} {agent} {os.getpid()}\n")
     die_at = os.environ.get("DIE_AT")
-    if die_at and log and task == die_at and request.agent == "b":
+    if die_at and log and task == die_at and agent == "b":
         marker = Path(log + ".died")
         if not marker.exists():
             marker.write_text("x")
             os._exit(1)
+
+
+async def answer(request: Request) -> str:
+    task = _task_of(request)
+    _log_and_maybe_die(task, str(request.agent))
     if task.startswith("fail"):
         raise ValueError(f"no answer for {task}")
     delay = float(os.environ.get("BATCH_DELAY", "0"))

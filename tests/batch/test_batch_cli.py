@@ -21,8 +21,17 @@ GRAPH = f"{HERE / 'batch_graphs.py'}:chain"
 def _batch(tmp: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     full = {**os.environ, "PYTHONPATH": os.getcwd(), "ACCORD_STORE": str(tmp / "runs.db")}
     return subprocess.Popen(
-        [sys.executable, "-m", "accord.cli", "batch", GRAPH, str(tmp / "tasks.jsonl"),
-         "--out", str(tmp / "out.jsonl"), *args],
+        [
+            sys.executable,
+            "-m",
+            "accord.cli",
+            "batch",
+            GRAPH,
+            str(tmp / "tasks.jsonl"),
+            "--out",
+            str(tmp / "out.jsonl"),
+            *args,
+        ],
         env={**full, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -39,14 +48,17 @@ def _write_tasks(tmp: Path, tasks: list[object]) -> None:
 
 
 def test_batch_command_writes_a_line_per_task_and_exits_1_when_one_failed(tmp_path: Path) -> None:
-    _write_tasks(tmp_path, ["TASK t1", {"id": "q", "task": "TASK t2", "meta": {"gold": 2}},
-                            "TASK fail3"])
+    _write_tasks(
+        tmp_path, ["TASK t1", {"id": "q", "task": "TASK t2", "meta": {"gold": 2}}, "TASK fail3"]
+    )
     p = _batch(tmp_path)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 1, err
     lines = {d["id"]: d for d in _lines(tmp_path / "out.jsonl")}
     assert {k: d["status"] for k, d in lines.items()} == {
-        "1": "completed", "q": "completed", "3": "failed"
+        "1": "completed",
+        "q": "completed",
+        "3": "failed",
     }
     assert lines["q"]["meta"] == {"gold": 2} and str(lines["q"]["output"]).startswith("c:t2:")
     assert "--retry-failed" in err
@@ -90,9 +102,7 @@ def test_batch_command_sigkilled_and_rerun_loses_and_repeats_no_finished_run(
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=30)
     done_before = {
-        str(json.loads(line)["id"])
-        for line in out.read_text().splitlines()
-        if line.endswith("}")
+        str(json.loads(line)["id"]) for line in out.read_text().splitlines() if line.endswith("}")
     }
     assert 4 <= len(done_before) < n
     calls_before = Counter(tuple(line.split()[:2]) for line in log.read_text().splitlines())

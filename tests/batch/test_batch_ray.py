@@ -46,6 +46,10 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
         ray.shutdown()
 
 
+def _died(log: Path) -> bool:
+    return Path(str(log) + ".died").exists()
+
+
 def _facts(results: list[BatchResult]) -> dict[str, tuple[Any, ...]]:
     return {r.id: (r.status, r.output, r.usage.requests, r.usage.total_tokens) for r in results}
 
@@ -68,7 +72,7 @@ async def test_batch_on_ray_resumes_the_run_of_a_killed_worker(
     tasks = [f"TASK k{i}" for i in range(8)]
     b = accord.batch(chain, tasks, store=tmp_path / "k.db", ray=True, workers=2, concurrency=2)
     results = {r.id: r async for r in b}
-    assert Path(str(logs["CALL_LOG"]) + ".died").exists()  # the worker did die mid-run
+    assert _died(logs["CALL_LOG"])  # the worker did die mid-run
     assert all(r.status == "completed" for r in results.values())
     assert all(results[str(i + 1)].output.startswith(f"c:k{i}:") for i in range(8))
     assert results["4"].resumed  # task k3's run went on from the store
