@@ -175,7 +175,8 @@ def batch_command(
             f"batch {safe(s.batch_id)}: {s.completed} completed, {s.stopped} stopped, "
             f"{s.failed} failed, {s.skipped} already done ({s.resumed} resumed) in "
             f"{s.duration_s:.1f}s; {s.usage.total_tokens} tokens, ${s.usage.cost:.4f}; "
-            f"results in {safe(str(out))}"
+            f"results in {safe(str(out))}",
+            soft_wrap=True,
         )
     if s.failed:
         if not quiet:
