@@ -79,6 +79,8 @@ class BatchWorker:
 def _store_location(store: Any) -> str | None:
     if store is None:
         return None
+    if isinstance(store, str) and "://" in store:  # a URL (PostgreSQL): every worker opens it
+        return store
     if isinstance(store, str | os.PathLike):
         return os.fspath(os.path.abspath(store))
     return str(store.location)

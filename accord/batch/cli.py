@@ -102,8 +102,8 @@ def batch_command(
     ),
     workers: int = typer.Option(2, "--workers", help="Ray workers (with --ray)"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="retry failed runs"),
-    store: Path | None = typer.Option(
-        None, "--store", help="run store (default: $ACCORD_STORE or ./.accord/runs.db)"
+    store: str | None = typer.Option(
+        None, "--store", help="run store path or URL (default: $ACCORD_STORE or ./.accord/runs.db)"
     ),
     batch_id: str | None = typer.Option(
         None, "--batch-id", help="the batch id (default: a digest of the graph and the tasks)"

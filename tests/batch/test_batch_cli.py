@@ -126,3 +126,24 @@ def test_batch_command_sigkilled_and_rerun_loses_and_repeats_no_finished_run(
     started = {task for task, _agent in calls_before}
     interrupted = {str(int(t[1:]) + 1) for t in started} - done_before
     assert interrupted and any(d["resumed"] for d in lines if str(d["id"]) in interrupted)
+
+
+def test_batch_command_ctrl_c_exits_130_and_the_rerun_finishes_the_batch(tmp_path: Path) -> None:
+    n = 10
+    _write_tasks(tmp_path, [f"TASK s{i}" for i in range(n)])
+    out = tmp_path / "out.jsonl"
+    env = {"BATCH_DELAY": "0.05"}
+    first = _batch(tmp_path, "--concurrency", "2", env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
+        time.sleep(0.01)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=30)
+    assert first.returncode == 130 and "run the same command again" in " ".join(err.split())
+    kept = len(out.read_text().splitlines())
+    assert 2 <= kept < n
+    second = _batch(tmp_path, "--concurrency", "2", env=env)
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert sorted(int(str(d["id"])) for d in _lines(out)) == list(range(1, n + 1))
+    assert "already done" in err
