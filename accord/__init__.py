@@ -28,6 +28,7 @@ from accord.agents import (
     step,
 )
 from accord.backends import Backend, backend, default_model
+from accord.batch import batch  # eager: the function, not the subpackage, is accord.batch
 from accord.errors import (
     AccordError,
     ConfigError,
@@ -169,6 +170,7 @@ __all__ = [
     "CostBudget",
     "RequestBudget",
     "Until",
+    "batch",
     # recording
     "configure",
     "open_store",

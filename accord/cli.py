@@ -469,10 +469,12 @@ def _write_png(dot_source: str, out: Path) -> None:
 
 
 def _add_subcommands() -> None:
+    from accord.batch.cli import register as register_batch
     from accord.merge.cli import register as register_merge
     from accord.serve.cli import register as register_serve
     from accord.store.cli import register as register_runs
 
+    register_batch(app)
     register_merge(app)
     register_runs(app)
     register_serve(app)

@@ -71,6 +71,7 @@ EXPECTED_ALL = [
     "CostBudget",
     "RequestBudget",
     "Until",
+    "batch",
     # recording
     "configure",
     "open_store",
@@ -105,6 +106,12 @@ def test_public_api_every_name_is_importable() -> None:
     namespace: dict[str, object] = {}
     exec("from accord import *", namespace)
     assert set(namespace) - {"__builtins__"} == set(EXPECTED_ALL)
+
+
+def test_public_api_batch_is_the_function_even_after_its_package_loads() -> None:
+    import accord.batch.cli  # noqa: F401  (loads the package and a submodule)
+
+    assert callable(accord.batch) and accord.batch.__name__ == "batch"
 
 
 def test_public_api_version_is_a_string() -> None:
