@@ -22,13 +22,16 @@ activation is in its tool loop re-runs that activation on resume, and its tools 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from accord._fast import construct
 from accord.backends.base import Backend, ChatMessage, Completion, ToolCall
 from accord.errors import ToolLoopError
+from accord.runtime import Approval
 from accord.runtime import events as ev
 from accord.runtime._node import ActivationContext
 from accord.tools._journal import Journal, call_key, journal_for
@@ -74,6 +77,7 @@ async def _run_one(
     agent: str,
     journal: Journal | None = None,
     key: str = "",
+    refused: str | None = None,
 ) -> ToolResult:
     if _observed(ctx):
         ctx._run.note(
@@ -103,11 +107,11 @@ async def _run_one(
             + ".",
             "unknown_tool",
         )
-    elif journal is not None and tool.side_effects:
+    elif refused is None and journal is not None and tool.side_effects:
         result = await _once(journal, key, tool, call)
+    elif refused is not None:
+        result = ToolResult(call.id, call.name, refused, "refused")
     else:
-        # Seam for approval: a tool that needs a person's go-ahead is checked here, before
-        # invoke() (not implemented yet; no tool asks for approval today).
         result = await tool.invoke(call.arguments, call.id)
     if _observed(ctx):
         ctx._run.note(
@@ -163,14 +167,55 @@ async def run_calls(
     """Run one reply's tool calls concurrently; results in the calls' order (never raises for a
     tool's failure). ``journal`` and each call's ``keys`` make side-effecting calls run once."""
     keys = keys or [""] * len(calls)
+    refusals = await _approvals(ctx, tools, calls)
     if len(calls) == 1:
-        return [await _run_one(ctx, tools, calls[0], backend, agent, journal, keys[0])]
+        return [
+            await _run_one(ctx, tools, calls[0], backend, agent, journal, keys[0], refusals[0])
+        ]
     async with asyncio.TaskGroup() as group:
         tasks = [
-            group.create_task(_run_one(ctx, tools, call, backend, agent, journal, key))
-            for call, key in zip(calls, keys, strict=True)
+            group.create_task(_run_one(ctx, tools, call, backend, agent, journal, key, refused))
+            for call, key, refused in zip(calls, keys, refusals, strict=True)
         ]
     return [task.result() for task in tasks]
+
+
+async def _approvals(
+    ctx: ActivationContext, tools: dict[str, Tool], calls: Sequence[ToolCall]
+) -> list[str | None]:
+    """Ask a person to approve each call of a tool with ``approval=True``; for each call, the
+    text the model reads when it was refused (None: approved, or needs no approval).
+
+    Every question of the batch is asked before any call runs, so one pause holds them all;
+    a question is keyed by the call (tool and arguments), so an answer stays with the call it
+    approved when a resumed activation asks in another order.
+    """
+    asks: dict[int, Any] = {}
+    for i, call in enumerate(calls):
+        tool = tools.get(call.name)
+        if tool is None or not tool.approval:
+            continue
+        try:
+            shown = json.dumps(json.loads(call.arguments or "{}"), sort_keys=True)
+        except ValueError:
+            shown = call.arguments
+        digest = hashlib.sha256(f"{call.name}:{shown}".encode()).hexdigest()[:16]
+        asks[i] = ctx.ask(
+            f"Approve the call {call.name}({shown})?", output=Approval, key=f"approve-{digest}"
+        )
+    out: list[str | None] = [None] * len(calls)
+    if not asks:
+        return out
+    answers = await asyncio.gather(*asks.values(), return_exceptions=True)
+    for answer in answers:  # a pause (or any failure) wins over the answers that came
+        if isinstance(answer, BaseException):
+            raise answer
+    for i, answer in zip(asks, answers, strict=True):
+        assert isinstance(answer, Approval)
+        if not answer.approved:
+            why = f": {answer.reason}" if answer.reason else ""
+            out[i] = f"Error: a person did not approve this call{why}. Do not call it again."
+    return out
 
 
 def _journal(ctx: ActivationContext, tools: dict[str, Tool]) -> Journal | None:

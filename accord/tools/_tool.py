@@ -98,6 +98,11 @@ class Tool:
         thread: run a sync function in a worker thread (the default: the event loop and other
             calls go on meanwhile, at a cost of ~100-200 µs a call). ``thread=False`` calls it
             on the event loop: for quick pure functions only (no timeout can interrupt it).
+        approval: a person approves each call before it runs: the tool loop asks
+            (``ctx.ask(..., output=accord.Approval)``), the run pauses with ``status="waiting"``
+            until the answer comes (``accord runs answer``, ``graph.resume(answers=...)``, or the
+            prompt of ``accord run`` on a terminal), and a refused call goes back to the model as
+            an error result with the person's reason. Needs a run store.
 
     Raises:
         ConfigError: ``fn`` is not callable, takes ``*args``/``**kwargs``, or the name is not
@@ -128,6 +133,7 @@ class Tool:
         idempotent: bool = False,
         max_result_chars: int = MAX_RESULT_CHARS,
         thread: bool = True,
+        approval: bool = False,
         _parameters: dict[str, Any] | None = None,
     ) -> None:
         if not callable(fn):
@@ -149,6 +155,8 @@ class Tool:
         self.idempotent = idempotent
         self.max_result_chars = max_result_chars
         self.thread = thread
+        self.approval = approval
+        """A person approves each call before it runs (the run pauses until they answer)."""
         self.arguments: type[BaseModel] = (
             arguments_model(fn, tool_name, params) if _parameters is None else _Loose
         )
