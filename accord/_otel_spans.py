@@ -64,7 +64,7 @@ def _usage_attrs(usage: Any, attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error(span: Span, exc: BaseException) -> None:
-    from accord.store._codec import redact
+    from accord.store import redact
 
     span.set_attribute("error.type", type(exc).__qualname__)
     # As Span.record_exception, with the message and stack trace redacted.
@@ -117,7 +117,7 @@ class Tracer:
     def run_sink(self, run_id: str, graph: str, task: str, sink: Any) -> Any:
         """Start the run's span; returns the event sink that continues the tree (and calls
         ``sink``)."""
-        from accord.runtime._node import current_context
+        from accord.runtime import current_context
 
         outer = current_context()
         parent = None

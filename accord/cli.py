@@ -410,7 +410,7 @@ async def _run(
     from accord.store import command_store  # the command records its runs (`accord runs`)
 
     if prompt:  # questions to a person are asked on this terminal
-        from accord.runtime._input import HANDLER, terminal_asker
+        from accord.runtime import HANDLER, terminal_asker
 
         HANDLER.set(terminal_asker())
     store = command_store()

@@ -27,7 +27,7 @@ from accord.errors import ScriptExhaustedError
 from accord.messages import Usage
 
 if TYPE_CHECKING:
-    from accord.store._replay import ReplayBackend
+    from accord.store import ReplayBackend
 
 __all__ = [
     "ScriptedBackend",
@@ -237,7 +237,7 @@ def forbid_real_backends() -> Iterator[None]:
 def __getattr__(name: str) -> Any:
     # ReplayBackend lives with the run store, which is imported only when it is used.
     if name == "ReplayBackend":
-        from accord.store._replay import ReplayBackend
+        from accord.store import ReplayBackend
 
         return ReplayBackend
     raise AttributeError(f"module 'accord.testing' has no attribute {name!r}")

@@ -159,3 +159,21 @@ async def test_graph_run_with_unknown_backend_name_fails_before_running() -> Non
 
     with pytest.raises(UnknownBackendError, match="Did you mean 'openai:x'"):
         await g.run("t", backend="opneai:x")
+
+
+def test_no_module_imports_another_packages_private_module() -> None:
+    """Packages share what they export (their ``__init__`` or a public module), never a private
+    module: ``from accord.runtime._node import X`` is allowed only inside ``accord/runtime``."""
+    import re
+    from pathlib import Path
+
+    root = Path(accord.__file__).parent
+    private = re.compile(r"^\s*from accord\.([a-z_]+)\.(_[a-z_0-9]+) import", re.M)
+    offending = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        own = parts[0] if len(parts) > 1 else None
+        for match in private.finditer(path.read_text()):
+            if match.group(1) != own:
+                offending.append(f"{path.relative_to(root)}: accord.{match.group(1)}.{match.group(2)}")
+    assert offending == []

@@ -26,7 +26,7 @@ from accord.backends.base import Backend, ChatMessage, Request
 from accord.errors import ConfigError, OutputValidationError
 from accord.messages import Message, Payload
 from accord.prompts import BUILTIN_TEMPLATES, Fenced, Template, neutralise
-from accord.runtime._node import ActivationContext, Join, NodeOutput
+from accord.runtime import ActivationContext, Join, NodeOutput
 from accord.runtime.result import RunResult
 
 if TYPE_CHECKING:

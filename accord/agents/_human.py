@@ -24,8 +24,7 @@ from accord.agents._agent import format_inputs
 from accord.errors import ConfigError
 from accord.messages import Payload
 from accord.prompts import Template
-from accord.runtime._input import STOP, schema_of
-from accord.runtime._node import ActivationContext, Join, NodeOutput
+from accord.runtime import STOP, ActivationContext, Join, NodeOutput, schema_of
 
 __all__ = ["Human"]
 
@@ -89,7 +88,7 @@ class Human:
         is_payload = isinstance(output, type) and issubclass(output, Payload)
         self.produces: type[Payload] | None = output if is_payload else None
         if not (isinstance(on_timeout, str) and on_timeout == STOP):
-            from accord.runtime._input import AnswerError, check_answer, to_json
+            from accord.runtime import AnswerError, check_answer, to_json
 
             try:
                 check_answer(self.schema, to_json(on_timeout), f"{name}: on_timeout")

@@ -20,7 +20,7 @@ from typing import Any, overload
 
 from accord.errors import ConfigError, MessageTypeError
 from accord.messages import Message, Payload
-from accord.runtime._node import ActivationContext, Join, NodeOutput
+from accord.runtime import ActivationContext, Join, NodeOutput
 
 __all__ = ["step", "Step"]
 

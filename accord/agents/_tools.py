@@ -31,11 +31,9 @@ from typing import TYPE_CHECKING, Any
 from accord._fast import construct
 from accord.backends.base import Backend, ChatMessage, Completion, ToolCall
 from accord.errors import ToolLoopError
-from accord.runtime import Approval
+from accord.runtime import ActivationContext, Approval
 from accord.runtime import events as ev
-from accord.runtime._node import ActivationContext
-from accord.tools._journal import Journal, call_key, journal_for
-from accord.tools._tool import Tool, ToolResult
+from accord.tools import Journal, Tool, ToolResult, call_key, journal_for
 
 if TYPE_CHECKING:
     from accord.agents._agent import Agent

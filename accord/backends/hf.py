@@ -39,7 +39,8 @@ from accord._lazy import require
 from accord._log import get_logger
 from accord.backends import _guard
 from accord.backends._hf_batch import Batcher, HFStats, Outcome, Pending
-from accord.backends._hf_generate import Sampling
+from accord.backends._hf_generate import Sampling, first_stop
+from accord.backends._hf_generate import _held_back as held_back
 from accord.backends._hf_load import Loaded, check_source, load, resolve_device, resolve_dtype
 from accord.backends._hf_logits import (
     DecodeState,
@@ -51,10 +52,32 @@ from accord.backends._hf_logits import (
 from accord.backends._hf_prompt import chat_messages, render_prompt
 from accord.backends._hf_queue import QueuedBackend
 from accord.backends._hf_run import check_length, model_error, run_batch
+from accord.backends._hf_sample import row_seed, sample_from, warp
 from accord.backends.base import Capabilities, ChatMessage, Request
 from accord.errors import AccordError, ConfigError
 
-__all__ = ["HFBackend", "HFStats", "DecodeState"]
+__all__ = [
+    "HFBackend",
+    "HFStats",
+    "DecodeState",
+    # The local backend's machinery, shared with the cooperative decoders (accord.decoding) and
+    # token-level ensembles (accord.ensemble), which batch and decode on the same queues:
+    "Batcher",
+    "Loaded",
+    "Outcome",
+    "Pending",
+    "QueuedBackend",
+    "Sampling",
+    "chat_messages",
+    "check_length",
+    "first_stop",
+    "held_back",
+    "model_error",
+    "render_prompt",
+    "row_seed",
+    "sample_from",
+    "warp",
+]
 
 log = get_logger(__name__)
 

@@ -752,7 +752,7 @@ class OpenAIBackend:
         return hint
 
     def _report_retry(self, info: RetryInfo) -> None:
-        from accord.runtime._node import report_retry
+        from accord.runtime import report_retry
 
         report_retry(
             attempt=info.attempt,

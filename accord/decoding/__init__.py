@@ -15,8 +15,17 @@ Names: ``accord.backend("speculative:hf:./big+hf:./small")``,
 tokenizer; a model without a chat template reads the prompt text as it is.
 """
 
-from accord.decoding._engine import CooperativeBackend
+from accord.decoding._engine import CooperativeBackend, Row
 from accord.decoding._logits import Contrastive, ProxyTuned
+from accord.decoding._logits import _Combined as CombinedLogits
 from accord.decoding._speculative import Speculative, SpeculativeStats
 
-__all__ = ["Speculative", "SpeculativeStats", "Contrastive", "ProxyTuned", "CooperativeBackend"]
+__all__ = [
+    "Speculative",
+    "SpeculativeStats",
+    "Contrastive",
+    "ProxyTuned",
+    "CooperativeBackend",
+    "Row",
+    "CombinedLogits",
+]

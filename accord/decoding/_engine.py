@@ -33,14 +33,24 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from accord._lazy import require
-from accord.backends._hf_batch import Batcher, Outcome, Pending
-from accord.backends._hf_generate import Sampling, _held_back, first_stop
-from accord.backends._hf_load import Loaded
-from accord.backends._hf_prompt import chat_messages, render_prompt
-from accord.backends._hf_queue import QueuedBackend
-from accord.backends._hf_run import check_length, model_error
-from accord.backends._hf_sample import row_seed, sample_from, warp
 from accord.backends.base import Capabilities, ChatMessage, Choice, Completion, Request
+from accord.backends.hf import (
+    Batcher,
+    Loaded,
+    Outcome,
+    Pending,
+    QueuedBackend,
+    Sampling,
+    chat_messages,
+    check_length,
+    first_stop,
+    model_error,
+    render_prompt,
+    row_seed,
+    sample_from,
+    warp,
+)
+from accord.backends.hf import held_back as _held_back
 from accord.decoding._rows import ModelRows
 from accord.errors import AccordError, ConfigError
 from accord.messages import Usage

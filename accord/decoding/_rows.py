@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from accord._lazy import require
-from accord.backends._hf_load import Loaded
+from accord.backends.hf import Loaded
 
 __all__ = ["ModelRows"]
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accord._lazy import require
-from accord.backends._hf_sample import sample_from
+from accord.backends.hf import sample_from
 from accord.decoding._engine import Batch, CooperativeBackend
 from accord.errors import ConfigError
 

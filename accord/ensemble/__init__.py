@@ -27,11 +27,14 @@ from accord.ensemble._cascade import Cascade, CascadeResult, Stage, StageResult
 from accord.ensemble._extract import (
     EXTRACTORS,
     Extractor,
+    extract_answer,
     extract_choice,
     extract_code,
     extract_exact,
     extract_number,
     extract_text,
+    normalise_answer,
+    resolve_extractor,
 )
 from accord.ensemble._fuse import fuse
 from accord.ensemble._mbr import mbr
@@ -100,4 +103,7 @@ __all__ = [
     # during inference
     "TokenEnsemble",
     "EnsembleOutput",
+    "extract_answer",
+    "normalise_answer",
+    "resolve_extractor",
 ]

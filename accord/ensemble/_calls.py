@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from accord.backends.base import Backend, ChatMessage, Completion, Request
 from accord.errors import ConfigError
 from accord.messages import Usage
-from accord.runtime._node import current_context
+from accord.runtime import current_context
 
 if TYPE_CHECKING:
     from accord.agents import Agent

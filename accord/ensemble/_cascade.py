@@ -36,7 +36,7 @@ from accord.ensemble._best_of_n import judge_scores
 from accord.ensemble._calls import Ledger, Model, ModelLike, as_model, ask
 from accord.errors import ConfigError
 from accord.messages import Payload, Usage
-from accord.runtime._node import ActivationContext, Join, NodeOutput
+from accord.runtime import ActivationContext, Join, NodeOutput
 
 __all__ = ["Stage", "Cascade", "CascadeResult", "StageResult", "Scorer"]
 

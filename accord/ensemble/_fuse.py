@@ -65,8 +65,7 @@ async def fuse(
         EnsembleError: no candidates, or the aggregator's reply is empty.
         ConfigError: ``top`` < 1, or a ranking that does not fit the candidates.
     """
-    from accord.agents import Agent
-    from accord.agents._agent import format_inputs
+    from accord.agents import Agent, format_inputs
     from accord.prompts import Template
 
     if top < 1:

@@ -32,7 +32,7 @@ from accord.ensemble._utility import Utility
 from accord.ensemble._vote import TieBreak, tally
 from accord.errors import ConfigError
 from accord.messages import Payload, Usage, Vote
-from accord.runtime._node import ActivationContext, Join, NodeOutput
+from accord.runtime import ActivationContext, Join, NodeOutput
 
 if TYPE_CHECKING:
     from accord.agents import Agent

@@ -33,7 +33,7 @@ from accord.ensemble._calls import Ledger, Model, ModelLike, as_model, ask
 from accord.errors import ConfigError, EnsembleError
 from accord.messages import Payload, Usage
 from accord.prompts import Template
-from accord.runtime._node import ActivationContext, Join, NodeOutput
+from accord.runtime import ActivationContext, Join, NodeOutput
 
 __all__ = ["Rule", "Router", "RouteDecision", "Routed"]
 

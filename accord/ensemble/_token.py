@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict
 
 from accord._lazy import require
 from accord._log import get_logger
-from accord.backends._hf_batch import Pending
 from accord.backends.base import (
     Capabilities,
     ChatMessage,
@@ -43,7 +42,8 @@ from accord.backends.base import (
     Delta,
     Request,
 )
-from accord.decoding._engine import Row
+from accord.backends.hf import Pending
+from accord.decoding import Row
 from accord.ensemble._lm import LocalModel
 from accord.ensemble._lm import Sequence as ModelSequence
 from accord.ensemble._surface import Vocabulary

@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from accord._lazy import require
-from accord.backends._hf_batch import Pending
 from accord.backends.base import Choice, Completion
-from accord.decoding._engine import Row
-from accord.decoding._logits import _Combined
+from accord.backends.hf import Pending
+from accord.decoding import CombinedLogits as _Combined
+from accord.decoding import Row
 from accord.messages import Usage
 
 __all__ = ["SharedAverage"]

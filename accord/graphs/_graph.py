@@ -37,9 +37,19 @@ from accord._ids import new_id
 from accord.backends.base import Backend
 from accord.errors import ConfigError, GraphError
 from accord.messages import Message, Payload
-from accord.runtime._node import ActivationContext, Node, NodeOutput, current_context
-from accord.runtime._plan import CompiledGraph, EdgeSpec, plan_edges
-from accord.runtime._scheduler import ActivationCache, EventSink, execute, run_inner
+from accord.runtime import (
+    ActivationCache,
+    ActivationContext,
+    CompiledGraph,
+    EdgeSpec,
+    EventSink,
+    Node,
+    NodeOutput,
+    current_context,
+    execute,
+    plan_edges,
+    run_inner,
+)
 from accord.runtime.result import RunResult
 from accord.runtime.termination import Condition
 

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from accord.runtime._input import AnswerError, Approval, Question
-from accord.runtime._node import ActivationContext, Node, NodeOutput, current_context, report_retry
-from accord.runtime._scheduler import ActivationCache, activation_id, execute
+from accord.runtime._input import (
+    HANDLER,
+    STOP,
+    AnswerError,
+    Approval,
+    Question,
+    check_answer,
+    parse_value,
+    schema_of,
+    terminal_asker,
+    to_json,
+)
+from accord.runtime._node import (
+    ActivationContext,
+    Join,
+    Node,
+    NodeOutput,
+    current_context,
+    report_retry,
+)
+from accord.runtime._plan import CompiledGraph, EdgeSpec, plan_edges
+from accord.runtime._scheduler import ActivationCache, EventSink, activation_id, execute, run_inner
 from accord.runtime.events import (
     ActivationFinished,
     ActivationStarted,
@@ -64,4 +83,17 @@ __all__ = [
     "CostBudget",
     "RequestBudget",
     "Until",
+    "HANDLER",
+    "STOP",
+    "check_answer",
+    "parse_value",
+    "schema_of",
+    "terminal_asker",
+    "to_json",
+    "Join",
+    "CompiledGraph",
+    "EdgeSpec",
+    "plan_edges",
+    "EventSink",
+    "run_inner",
 ]

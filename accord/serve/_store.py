@@ -67,7 +67,7 @@ class RunsStore:
 
     def get(self, run_id: str) -> StoredRun | None:
         """The stored run ``run_id``, or None when the store has no such run."""
-        from accord.store._views import load_view
+        from accord.store import load_view
 
         store = self._open()
         if not store.has_run(run_id):

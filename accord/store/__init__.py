@@ -47,7 +47,7 @@ from accord.store._run import (
 from accord.store._schema import SCHEMA_VERSION
 from accord.store._sqlite import SQLiteStore
 from accord.store._trace import trace_html, write_trace
-from accord.store._views import export_json
+from accord.store._views import export_json, load_view
 
 __all__ = [
     "RunStore",
@@ -80,4 +80,5 @@ __all__ = [
     "write_trace",
     "QuestionRecord",
     "give_answers",
+    "load_view",
 ]

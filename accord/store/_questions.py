@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from accord.errors import ConfigError
-from accord.runtime._input import AnswerError, Question, check_answer
+from accord.runtime import AnswerError, Question, check_answer
 from accord.store._codec import load_json
 
 __all__ = ["QuestionRecord", "QuestionTable", "give_answers"]
@@ -130,7 +130,7 @@ def give_answers(store: Any, run_id: str, answers: dict[str, Any]) -> None:
         raise ConfigError(
             f"the run store {store.location} keeps no questions, so it cannot take answers."
         )
-    from accord.runtime._input import to_json
+    from accord.runtime import to_json
 
     found = {r.question.id: r for r in store.questions(run_id)}
     pending = [qid for qid, r in found.items() if r.pending]

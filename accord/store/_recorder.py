@@ -36,8 +36,7 @@ from typing import Any, Literal
 
 from accord.errors import StoreError, UsageError
 from accord.messages import Message, Usage
-from accord.runtime import ActivationContext
-from accord.runtime._input import Question
+from accord.runtime import ActivationContext, Question
 from accord.store._base import (
     LEASE_TTL_S,
     ActivationRow,

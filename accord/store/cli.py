@@ -25,7 +25,7 @@ import typer
 
 from accord._terminal import console, plain, safe
 from accord.errors import AccordError, ConfigError, UsageError
-from accord.runtime._input import Question, parse_value
+from accord.runtime import Question, parse_value
 from accord.store._base import RunStore
 from accord.store._codec import redact
 from accord.store._questions import QuestionTable, give_answers

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from accord.tools._exec import ExecResult, python_exec, python_tool
+from accord.tools._journal import Journal, call_key, journal_for
 from accord.tools._tool import MAX_RESULT_CHARS, Tool, ToolResult, as_tool, serialise
 
 __all__ = [
@@ -21,4 +22,7 @@ __all__ = [
     "python_tool",
     "ExecResult",
     "MAX_RESULT_CHARS",
+    "Journal",
+    "call_key",
+    "journal_for",
 ]

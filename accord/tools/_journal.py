@@ -57,7 +57,7 @@ class Journal:
                     self.entries.setdefault(item["key"], {}).update(item)
 
     def _append(self, item: dict[str, Any]) -> None:
-        from accord.store._codec import redact
+        from accord.store import redact
 
         line = redact(json.dumps(item)) + "\n"
         with _lock:

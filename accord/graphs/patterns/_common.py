@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from accord.errors import ConfigError
 from accord.messages import Message, Payload
-from accord.runtime._node import Node
+from accord.runtime import Node
 
 __all__ = ["extract_answer", "check_agents", "check_output"]
 
@@ -21,8 +21,8 @@ def extract_answer(message: Message | str) -> str:
     (``1,000.0`` gives ``1000``); anything else is lower-cased with whitespace collapsed and
     trailing punctuation dropped.
     """
-    from accord.ensemble._extract import extract_answer as read
-    from accord.ensemble._extract import normalise_answer
+    from accord.ensemble import extract_answer as read
+    from accord.ensemble import normalise_answer
 
     if isinstance(message, Message):
         found = getattr(message.payload, "answer", None)

@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from accord._log import get_logger
-from accord.agents._agent import Agent
+from accord.agents import Agent
 from accord.backends.base import ChatMessage, Request
 from accord.errors import ConfigError
 from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_agents
 from accord.messages import Message, Payload
-from accord.runtime._node import ActivationContext, Join, Node, NodeOutput
+from accord.runtime import ActivationContext, Join, Node, NodeOutput
 
 __all__ = ["round_robin", "selector_chat"]
 

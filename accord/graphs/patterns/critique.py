@@ -11,7 +11,7 @@ from __future__ import annotations
 from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_output
 from accord.messages import Critique, Message
-from accord.runtime._node import Node
+from accord.runtime import Node
 
 __all__ = ["critique_revise"]
 

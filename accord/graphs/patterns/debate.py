@@ -25,12 +25,12 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from accord.agents._agent import Agent
+from accord.agents import Agent
 from accord.errors import ConfigError
 from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_agents, extract_answer
 from accord.messages import Message, Payload, Vote
-from accord.runtime._node import ActivationContext, Join, Node, NodeOutput
+from accord.runtime import ActivationContext, Join, Node, NodeOutput
 
 __all__ = ["debate", "DebateRound", "Position"]
 
@@ -81,7 +81,7 @@ class Moderator:
         stop_on_consensus: bool,
         extract: str | Callable[[str], str | None] | None = None,
     ) -> None:
-        from accord.ensemble._extract import resolve_extractor
+        from accord.ensemble import resolve_extractor
 
         self.name = name
         self.debaters = list(debaters)

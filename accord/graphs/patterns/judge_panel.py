@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from accord.agents._agent import Agent
+from accord.agents import Agent
 from accord.graphs._graph import Graph
 from accord.graphs.patterns.debate import debate
-from accord.runtime._node import Node
+from accord.runtime import Node
 
 __all__ = ["judge_panel"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from accord.agents._agent import Agent
+from accord.agents import Agent
 from accord.errors import ConfigError
 from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_agents

@@ -14,7 +14,7 @@ from accord.errors import ConfigError
 from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
 from accord.graphs.patterns._common import check_output
 from accord.messages import Critique, Message, Verdict
-from accord.runtime._node import Node
+from accord.runtime import Node
 
 __all__ = ["plan_solve_verify"]
 
