@@ -2,7 +2,8 @@
 
 Routes: ``GET /healthz``, ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/runs``,
 ``GET /v1/runs/{id}``, ``GET /v1/runs/{id}/events`` (SSE, resumable with ``Last-Event-ID``),
-``POST /v1/runs/{id}/cancel`` and ``GET /v1/runs/{id}/trace``. Errors use OpenAI's shape
+``POST /v1/runs/{id}/cancel``, ``POST /v1/runs/{id}/answers`` (a waiting run's answers) and
+``GET /v1/runs/{id}/trace``. Errors use OpenAI's shape
 (``{"error": {"message", "type", "code"}}``).
 
 Caveat: a chat-completions run belongs to its HTTP request: when the client goes away the run and
@@ -250,22 +251,25 @@ class _Server:
                 stored = await asyncio.to_thread(self.store.get, run_id)
                 if stored is not None:
                     body["usage"] = oa.usage_body(stored.usage)
+            if body["status"] == "waiting":  # answer with POST /v1/runs/{id}/answers
+                body["questions"] = await asyncio.to_thread(self.store.pending, run_id)
             return JSONResponse(body)
         stored = await asyncio.to_thread(self.store.get, run_id)
         if stored is None:
             return error(404, f"no run {run_id!r} here or in the run store.", "run_not_found")
-        return JSONResponse(
-            {
-                "id": run_id,
-                "object": "accord.run",
-                "graph": stored.graph,
-                "status": stored.status,
-                "started_at": stored.started_at,
-                "stop_reason": stored.stop_reason,
-                "output": oa.answer_of(stored.output, False) if stored.output else None,
-                "usage": oa.usage_body(stored.usage),
-            }
-        )
+        found: dict[str, Any] = {
+            "id": run_id,
+            "object": "accord.run",
+            "graph": stored.graph,
+            "status": stored.status,
+            "started_at": stored.started_at,
+            "stop_reason": stored.stop_reason,
+            "output": oa.answer_of(stored.output, False) if stored.output else None,
+            "usage": oa.usage_body(stored.usage),
+        }
+        if stored.status == "waiting":  # answer with POST /v1/runs/{id}/answers
+            found["questions"] = await asyncio.to_thread(self.store.pending, run_id)
+        return JSONResponse(found)
 
     async def run_events(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -294,6 +298,45 @@ class _Server:
             return error(409, f"run {run_id!r} already ended ({live.status}).", "run_not_running")
         await live.cancel()
         return JSONResponse({"id": run_id, "object": "accord.run", "status": live.status})
+
+    async def answer_run(self, request: Request) -> Response:
+        """Answer a waiting run's questions and continue it (202; 400 for a wrong answer)."""
+        run_id = request.path_params["run_id"]
+        try:
+            body = await read_json(request, self.settings.max_body_bytes)
+            answers = body.get("answers") if isinstance(body, dict) else None
+            if not isinstance(answers, dict) or not answers:
+                raise oa.RequestProblem(
+                    'give the answers as {"answers": {"QUESTION_ID": value, ...}} '
+                    "(GET /v1/runs/{id} lists the pending questions)."
+                )
+        except oa.RequestProblem as exc:
+            return error(exc.status, str(exc), exc.code)
+        stored = await asyncio.to_thread(self.store.get, run_id)
+        if stored is None:
+            return error(404, f"no run {run_id!r} in the run store.", "run_not_found")
+        live = self.runs.get(run_id)
+        if stored.status != "waiting" or (live is not None and not live.done):
+            return error(
+                409, f"run {run_id!r} is {stored.status}, not waiting for answers.", "not_waiting"
+            )
+        try:
+            graph = self._graph(stored.graph)
+        except oa.RequestProblem as exc:
+            return error(exc.status, str(exc), exc.code)
+        try:
+            await asyncio.to_thread(self.store.give_answers, run_id, answers)
+        except UsageError as exc:  # AnswerError: the run stays waiting
+            return error(400, str(exc), "invalid_answer")
+        try:
+            self.runs.resume(graph, run_id, tokens=True)
+        except (Busy, Closing) as exc:
+            return self._refusal(exc)
+        return JSONResponse(
+            {"id": run_id, "object": "accord.run", "graph": graph.name, "status": "running"},
+            status_code=202,
+            headers={"location": f"/v1/runs/{run_id}", "x-accord-run-id": run_id},
+        )
 
     async def trace(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -358,6 +401,7 @@ def build_app(graphs: dict[str, Any], backend: Any, store: Any, settings: Settin
         Route("/v1/runs/{run_id}", server.get_run, methods=["GET"]),
         Route("/v1/runs/{run_id}/events", server.run_events, methods=["GET"]),
         Route("/v1/runs/{run_id}/cancel", server.cancel_run, methods=["POST"]),
+        Route("/v1/runs/{run_id}/answers", server.answer_run, methods=["POST"]),
         Route("/v1/runs/{run_id}/trace", server.trace, methods=["GET"]),
     ]
     inner = Starlette(routes=routes, lifespan=lifespan)

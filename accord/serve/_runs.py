@@ -131,27 +131,51 @@ class RunManager:
             Busy: ``max_runs`` runs are already going.
             Closing: the server is shutting down.
         """
+        return self._launch(LiveRun(os.urandom(8).hex(), graph, task), tokens, timeout, False)
+
+    def resume(self, graph: Any, run_id: str, *, tokens: bool) -> LiveRun:
+        """Continue run ``run_id`` from the store (a waiting run whose answers were recorded).
+
+        Raises:
+            Busy: ``max_runs`` runs are already going.
+            Closing: the server is shutting down.
+        """
+        return self._launch(LiveRun(run_id, graph, ""), tokens, None, True)
+
+    def _launch(self, run: LiveRun, tokens: bool, timeout: float | None, resume: bool) -> LiveRun:
         if self.closing:
             raise Closing()
         if len(self.active) >= self.max_runs:
             raise Busy()
-        run = LiveRun(os.urandom(8).hex(), graph, task)
         self.active[run.run_id] = run
         self.started += 1
-        run.runner = asyncio.create_task(self._execute(run, tokens, timeout), name=run.run_id)
+        run.runner = asyncio.create_task(
+            self._execute(run, tokens, timeout, resume), name=run.run_id
+        )
         return run
 
-    async def _execute(self, run: LiveRun, tokens: bool, limit_s: float | None) -> None:
+    async def _execute(
+        self, run: LiveRun, tokens: bool, limit_s: float | None, resume: bool = False
+    ) -> None:
         try:
             async with asyncio.timeout(limit_s):
-                run.result = await run.graph.run(
-                    run.task,
-                    self.backend,
-                    run_id=run.run_id,
-                    on_event=run.add,
-                    stream_tokens=tokens,
-                    **self.record,
-                )
+                if resume:
+                    run.result = await run.graph.resume(
+                        run.run_id,
+                        self.backend,
+                        on_event=run.add,
+                        stream_tokens=tokens,
+                        **self.record,
+                    )
+                else:
+                    run.result = await run.graph.run(
+                        run.task,
+                        self.backend,
+                        run_id=run.run_id,
+                        on_event=run.add,
+                        stream_tokens=tokens,
+                        **self.record,
+                    )
         except asyncio.CancelledError as exc:
             run.error = exc
             raise

@@ -65,6 +65,35 @@ class RunsStore:
             return shared_store(self.location)  # one connection, not one per request
         return open_store(self.location)
 
+    def give_answers(self, run_id: str, answers: dict[str, Any]) -> None:
+        """Check ``answers`` against the run's pending questions and record them (all or none).
+
+        Raises:
+            AnswerError: an answer does not fit, or names no pending question.
+        """
+        from accord.store import give_answers
+
+        give_answers(self._open(), run_id, answers)
+
+    def pending(self, run_id: str) -> list[dict[str, Any]]:
+        """The questions run ``run_id`` waits for (id, node, round, question, answer schema)."""
+        from accord.store import QuestionTable
+
+        store = self._open()
+        if not isinstance(store, QuestionTable):
+            return []
+        return [
+            {
+                "id": r.question.id,
+                "node": r.question.node,
+                "round": r.question.round,
+                "question": r.question.question,
+                "answer_schema": r.question.answer_schema,
+            }
+            for r in store.questions(run_id)
+            if r.pending
+        ]
+
     def get(self, run_id: str) -> StoredRun | None:
         """The stored run ``run_id``, or None when the store has no such run."""
         from accord.store import load_view

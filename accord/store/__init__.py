@@ -30,7 +30,7 @@ from accord.store._base import (
 )
 from accord.store._codec import StoredPayload, redact
 from accord.store._postgres import PostgresStore
-from accord.store._questions import QuestionRecord, give_answers
+from accord.store._questions import QuestionRecord, QuestionTable, give_answers
 from accord.store._recorder import Durability, Recorder, flush_all
 from accord.store._replay import ReplayBackend
 from accord.store._run import (
@@ -50,6 +50,7 @@ from accord.store._trace import trace_html, write_trace
 from accord.store._views import export_json, load_view
 
 __all__ = [
+    "QuestionTable",
     "RunStore",
     "SQLiteStore",
     "PostgresStore",

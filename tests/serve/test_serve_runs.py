@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from _server import Recorder, chain, serving
 
+import accord
 import accord.serve
 
 
@@ -129,3 +130,48 @@ def test_serve_runs_rejects_a_bad_body_with_a_clear_message(tmp_path: Path) -> N
     assert no_task.status_code == 400 and "task" in no_task.json()["error"]["message"]
     assert not_json.status_code == 400 and "not JSON" in not_json.json()["error"]["message"]
     assert from_messages.status_code == 202
+
+
+def _approval_graph() -> accord.Graph:
+    @accord.step
+    def draft(task: str) -> str:
+        return f"plan for {task}"
+
+    @accord.step
+    def act(decision: accord.Approval) -> str:
+        return "done" if decision.approved else f"refused: {decision.reason}"
+
+    g = accord.Graph("approval")
+    g.add(draft, accord.Human("review", question="Approve {{ last }}?", output=accord.Approval))
+    g.add(act)
+    g.connect("draft", "review")
+    g.connect("review", "act")
+    return g
+
+
+def test_serve_runs_answers_continue_a_waiting_run_and_refuse_a_wrong_answer(
+    tmp_path: Path,
+) -> None:
+    api = accord.serve.app([_approval_graph()], store=tmp_path / "r.db")
+    with serving(api) as url:
+        run_id = httpx.post(f"{url}/runs", json={"model": "approval", "task": "x"}).json()["id"]
+        waiting = _until_done(url, run_id)
+        [question] = waiting["questions"]  # type: ignore[misc]
+        wrong = httpx.post(
+            f"{url}/runs/{run_id}/answers", json={"answers": {question["id"]: {"ok": "yes"}}}
+        )
+        still = httpx.get(f"{url}/runs/{run_id}").json()
+        right = httpx.post(
+            f"{url}/runs/{run_id}/answers", json={"answers": {question["id"]: {"approved": True}}}
+        )
+        done = _until_done(url, run_id)
+        again = httpx.post(
+            f"{url}/runs/{run_id}/answers", json={"answers": {question["id"]: {"approved": True}}}
+        )
+    assert waiting["status"] == "waiting" and question["question"] == "Approve plan for x?"
+    assert question["answer_schema"]["properties"]["approved"]["type"] == "boolean"
+    assert wrong.status_code == 400 and wrong.json()["error"]["code"] == "invalid_answer"
+    assert still["status"] == "waiting"
+    assert right.status_code == 202 and right.json()["status"] == "running"
+    assert done["status"] == "completed" and done["output"] == "done"
+    assert again.status_code == 409  # no longer waiting
