@@ -284,7 +284,8 @@ def readme_commands(server: Server) -> list[tuple[str, Callable[[], tuple[bool, 
     """The README's ``accord run`` lines without placeholders, pointed at the server."""
     out: list[tuple[str, Callable[[], tuple[bool, str, float]]]] = []
     seen: set[str] = set()
-    for line in (ROOT / "README.md").read_text().splitlines():
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")  # join continued lines
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         match = re.search(r"\baccord run .*", line)
         if not match or "[" in line or "..." in line:
