@@ -250,11 +250,15 @@ def run_command(argv: list[str], timeout: float) -> tuple[bool, str, float]:
     )
 
 
+LOCAL_ONLY = frozenset({"cooperative_decoding"})
+"""Examples that need local transformers models (several models' logits), not a server."""
+
+
 def example_commands(server: Server) -> list[tuple[str, Callable[[], tuple[bool, str, float]]]]:
     model = f"openai:{ALIAS}"
     out: list[tuple[str, Callable[[], tuple[bool, str, float]]]] = []
     for path in sorted((ROOT / "examples").glob("*.py")):
-        if path.name.startswith("_"):
+        if path.name.startswith("_") or path.stem in LOCAL_ONLY:
             continue
         if path.stem == "embed_fastapi":
             out.append((path.name, lambda: fastapi_example(server)))
