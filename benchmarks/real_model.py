@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import urllib.request
@@ -233,12 +234,25 @@ def report_errors(what: str, tally: Tally) -> None:
 # ---------------------------------------------------------------------- examples, README
 
 
-def run_command(argv: list[str], timeout: float) -> tuple[bool, str, float]:
+README_TASK = "What is 17 * 24?"
+"""What the README's commands that read a task from stdin or a file (``-``, ``--task-file``) get."""
+
+
+def run_command(
+    argv: list[str], timeout: float, stdin: str | None = None, cwd: Path = ROOT
+) -> tuple[bool, str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_PROXY": "127.0.0.1,localhost"}
     started = time.perf_counter()
     try:
         done = subprocess.run(
-            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            argv,
+            cwd=cwd,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:g} s", time.perf_counter() - started
@@ -312,8 +326,20 @@ def readme_commands(server: Server) -> list[tuple[str, Callable[[], tuple[bool, 
         if key in seen:
             continue
         seen.add(key)
+        if "--concurrency" in kept:
+            continue  # the README's line for servers with many slots (vLLM); this one has one
         argv = [sys.executable, "-m", "accord.cli", *command[1:]]
-        out.append((" ".join(shlex.quote(w) for w in kept), lambda a=argv: run_command(a, 900)))
+        stdin = README_TASK if "-" in kept else None
+        cwd = ROOT
+        if "--task-file" in kept:  # the README's file of a task, in a folder of its own
+            cwd = Path(tempfile.mkdtemp(prefix="accord-readme-"))
+            (cwd / kept[kept.index("--task-file") + 1]).write_text(README_TASK)
+        out.append(
+            (
+                " ".join(shlex.quote(w) for w in kept),
+                lambda a=argv, i=stdin, c=cwd: run_command(a, 900, i, c),
+            )
+        )
     return out
 
 
