@@ -24,7 +24,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from accord import _crash
@@ -36,6 +35,7 @@ from accord.errors import (
     StoreVersionError,
 )
 from accord.store._base import Owner, RunRecord, WriteBatch
+from accord.store._lifecycle import StoreLifecycle
 from accord.store._questions import QuestionTable
 from accord.store._schema import SCHEMA_VERSION, TABLES, VERSION_TABLE, migrations
 from accord.store._sqlite_read import SQLiteReads
@@ -82,7 +82,7 @@ def _secrets(url: str) -> list[str]:
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 
-class PostgresStore(SQLiteReads, QuestionTable):
+class PostgresStore(StoreLifecycle, SQLiteReads, QuestionTable):
     """A run store in a PostgreSQL database (see module docstring).
 
     Args:
@@ -138,56 +138,6 @@ class PostgresStore(SQLiteReads, QuestionTable):
             raise
 
     # ---------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Write what the store's writer thread holds, stop it, and close the connection.
-
-        Idempotent; a closed store leaves accord's caches and refuses further use.
-        """
-        if self.closed:
-            return
-        from accord import _config
-        from accord.store import _recorder, _run
-
-        _recorder.stop_writer(self)
-        with self._lock:
-            self.closed = True
-            self._conn.close()
-        _run.forget(self)
-        _config.forget(self)
-
-    def flush(self) -> None:
-        """Block until every record handed to this store's writer is written.
-
-        Raises:
-            StoreError: the writer failed to write something since the last check.
-        """
-        from accord.store import _recorder
-
-        _recorder.settle(self, None)
-        error = _recorder.take_error(self)
-        if error is not None:
-            if isinstance(error, StoreError):
-                raise error
-            raise StoreError(f"the run store {self.location} failed to write: {error}") from error
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> PostgresStore:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        import asyncio
-
-        await asyncio.to_thread(self.close)
 
     def _settle(self) -> None:
         from accord.store import _recorder

@@ -24,7 +24,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from accord import _crash
@@ -36,6 +35,7 @@ from accord.errors import (
     StoreVersionError,
 )
 from accord.store._base import Owner, RunRecord, WriteBatch
+from accord.store._lifecycle import StoreLifecycle
 from accord.store._questions import QuestionTable
 from accord.store._schema import HEADER, MIGRATIONS, SCHEMA_VERSION, TABLES
 from accord.store._sqlite_read import SQLiteReads
@@ -47,7 +47,7 @@ _QUICK_CHECK_LIMIT = 256 * 1024 * 1024
 _WRITABLE = "Point ACCORD_STORE (or store=) at a file in a writable folder, or run without a store."
 
 
-class SQLiteStore(SQLiteReads, QuestionTable):
+class SQLiteStore(StoreLifecycle, SQLiteReads, QuestionTable):
     """A run store in one SQLite file (see module docstring).
 
     Args:
@@ -98,63 +98,6 @@ class SQLiteStore(SQLiteReads, QuestionTable):
                 raise
 
     # ---------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Write what the store's writer thread holds, stop it, and close the file.
-
-        Idempotent. The store is dropped from accord's caches (and from
-        ``accord.configure(store=...)``); using it afterwards raises ``StoreError``.
-        """
-        if self.closed:
-            return
-        from accord import _config
-        from accord.store import _recorder, _run
-
-        _recorder.stop_writer(self)
-        with self._lock:
-            self.closed = True
-            self._conn.close()
-        _run.forget(self)
-        _config.forget(self)
-
-    def flush(self) -> None:
-        """Block until every record handed to this store's writer is written.
-
-        Raises:
-            StoreError: the writer failed to write something since the last check.
-        """
-        from accord.store import _recorder
-
-        _recorder.settle(self, None)
-        error = _recorder.take_error(self)
-        if error is not None:
-            if isinstance(error, StoreError):
-                raise error
-            raise StoreError(f"the run store {self.location} failed to write: {error}") from error
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> SQLiteStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        import asyncio
-
-        await asyncio.to_thread(self.close)
 
     def _settle(self) -> None:
         """Before a read: wait for this process's writers of this file (see _recorder)."""
