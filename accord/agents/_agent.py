@@ -71,7 +71,9 @@ _TOO_DEEP = (
 def _loads(text: str) -> Any:
     """``json.loads``; JSON nested past the interpreter's limit is a ``ValueError``."""
     try:
-        return json.loads(text)
+        # strict=False: a grammar-constrained reply may hold raw newlines or tabs inside strings
+        # (llama.cpp's JSON grammar allows them), which strict JSON parsing refuses.
+        return json.loads(text, strict=False)
     except RecursionError:
         raise ValueError(_TOO_DEEP) from None
 

@@ -386,3 +386,13 @@ async def test_agent_deeply_nested_reply_is_reasked_then_output_validation_error
 
     assert info.value.attempts == 3 and backend.calls("judge") == 3
     assert all("nested more than 64 levels deep" in e for e in info.value.errors)
+
+
+def test_parse_payload_accepts_raw_control_characters_inside_json_strings() -> None:
+    # llama.cpp's JSON grammar lets a model write a raw newline or tab inside a string; strict
+    # JSON parsing refused such replies (OutputValidationError after 3 attempts on a real model).
+    from accord.agents import parse_payload
+
+    reply = '{"answer": "408\n(17 * 24)\tdone"}'
+    parsed = parse_payload(reply, accord.Answer)
+    assert parsed.answer == "408\n(17 * 24)\tdone"  # type: ignore[attr-defined]
