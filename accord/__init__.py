@@ -81,6 +81,7 @@ if TYPE_CHECKING:
         mbr,
         pairwise_rank,
         self_consistency,
+        verified_search,
         vote,
     )
     from accord.store import open_store
@@ -101,6 +102,7 @@ _ENSEMBLE = frozenset(
         "mbr",
         "pairwise_rank",
         "self_consistency",
+        "verified_search",
         "vote",
     }
 )
@@ -143,6 +145,7 @@ __all__ = [
     "pairwise_rank",
     "fuse",
     "self_consistency",
+    "verified_search",
     "VoteNode",
     "Candidates",
     # cooperative decoding
@@ -214,4 +217,8 @@ def __getattr__(name: str) -> Any:
         import accord.mcp
 
         return accord.mcp
+    if name == "verify":  # accord.verify.python_checks(...), loaded on first use
+        import accord.verify
+
+        return accord.verify
     raise AttributeError(f"module 'accord' has no attribute {name!r}")

@@ -513,7 +513,6 @@ def main() -> None:
     show("chains", main_many_chains(many))
 
 
-
 # ----------------------------------------------------------- many concurrent chains (memory)
 
 
@@ -596,6 +595,7 @@ def main_many_chains(runs: int = 1000) -> dict[str, float]:
         figures.update({k: float(v) for k, v in (kv.split("=") for kv in out.stdout.split())})
     figures["rss_ratio"] = figures["accord_kib_per_run"] / figures["langgraph_kib_per_run"]
     return figures
+
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--many-chains":

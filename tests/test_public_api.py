@@ -44,6 +44,7 @@ EXPECTED_ALL = [
     "pairwise_rank",
     "fuse",
     "self_consistency",
+    "verified_search",
     "VoteNode",
     "Candidates",
     # cooperative decoding

@@ -140,6 +140,42 @@ class Step:
     def __repr__(self) -> str:
         return f"Step({self.name!r})"
 
+    @staticmethod
+    async def invoke(fn: Any, *args: Any) -> Any:
+        """Call a user's function (or a ``Step``'s) with the trailing ``args`` it takes.
+
+        ``fn(task, candidate)`` gets both of ``invoke(fn, task, candidate)``; ``fn(candidate)``
+        gets the last. A coroutine function is awaited; a ``Step`` made with ``thread=True``
+        runs in a worker thread, so blocking work (a subprocess running tests) never blocks the
+        event loop; any other sync function runs on the loop.
+
+        Raises:
+            ConfigError: ``fn`` is not callable.
+        """
+        threaded = isinstance(fn, Step) and fn.thread
+        target = fn.fn if isinstance(fn, Step) else fn
+        if not callable(target):
+            raise ConfigError(f"expected a function or an accord step, not {type(fn).__name__}.")
+        call_args = args[len(args) - _arity(target, len(args)) :]
+        if threaded:
+            return await asyncio.to_thread(target, *call_args)
+        value = target(*call_args)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+
+def _arity(fn: Callable[..., Any], most: int) -> int:
+    """How many positional arguments ``fn`` takes, at most ``most`` (all when it says *args)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return 1 if most else 0
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return most
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return min(len(positional), most)
+
 
 def _latest(inputs: tuple[Message, ...], history: Any, ptype: type[Payload]) -> Payload | None:
     for m in reversed(inputs):

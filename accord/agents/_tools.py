@@ -167,9 +167,7 @@ async def run_calls(
     keys = keys or [""] * len(calls)
     refusals = await _approvals(ctx, tools, calls)
     if len(calls) == 1:
-        return [
-            await _run_one(ctx, tools, calls[0], backend, agent, journal, keys[0], refusals[0])
-        ]
+        return [await _run_one(ctx, tools, calls[0], backend, agent, journal, keys[0], refusals[0])]
     async with asyncio.TaskGroup() as group:
         tasks = [
             group.create_task(_run_one(ctx, tools, call, backend, agent, journal, key, refused))

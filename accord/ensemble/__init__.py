@@ -6,8 +6,9 @@ The three families of the survey "Merge, Ensemble, and Cooperate!" (Lu et al., a
   :class:`Cascade` (FrugalGPT, arXiv 2305.05176: cheapest model first, escalate weak answers);
 - **after inference**: :func:`vote` (majority vote; self-consistency, arXiv 2203.11171),
   :func:`mbr` (minimum Bayes risk), :func:`best_of_n`, :func:`pairwise_rank` (LLM-Blender,
-  arXiv 2306.02561), :func:`fuse` (GenFuser / Mixture-of-Agents), and the ready-made graph
-  :func:`self_consistency`;
+  arXiv 2306.02561), :func:`fuse` (GenFuser / Mixture-of-Agents), and the ready-made graphs
+  :func:`self_consistency` and :func:`verified_search` (greedy first, more samples only where
+  checks fail, chosen by checks and behaviour clusters);
 - **during inference**: :class:`TokenEnsemble`, which combines local models' next-token
   distributions step by step (shared vocabulary, or UniTE's top-k union across tokenizers,
   arXiv 2410.03777) and is itself a backend.
@@ -21,7 +22,7 @@ runs.
 
 from __future__ import annotations
 
-from accord.ensemble._best_of_n import Reward, best_of_n
+from accord.ensemble._best_of_n import Reward, SetReward, best_of_n
 from accord.ensemble._candidates import Candidate, Candidates
 from accord.ensemble._cascade import Cascade, CascadeResult, Stage, StageResult
 from accord.ensemble._extract import (
@@ -52,6 +53,12 @@ from accord.ensemble._router import Routed, RouteDecision, Router, Rule
 from accord.ensemble._self_consistency import self_consistency
 from accord.ensemble._token import EnsembleOutput, TokenEnsemble
 from accord.ensemble._utility import UTILITIES, Utility, chrf, exact_match, judge_utility, token_f1
+from accord.ensemble._verified import (
+    VerifiedSearchNode,
+    checked_reward,
+    select_checked,
+    verified_search,
+)
 from accord.ensemble._vote import tally, vote
 
 __all__ = [
@@ -72,6 +79,9 @@ __all__ = [
     "pairwise_rank",
     "fuse",
     "self_consistency",
+    "verified_search",
+    "select_checked",
+    "checked_reward",
     # after inference: nodes
     "VoteNode",
     "MBRNode",
@@ -79,6 +89,7 @@ __all__ = [
     "PairwiseRankNode",
     "FuseNode",
     "SampleNode",
+    "VerifiedSearchNode",
     # results and candidates
     "VoteResult",
     "Selection",
@@ -100,6 +111,7 @@ __all__ = [
     "chrf",
     "judge_utility",
     "Reward",
+    "SetReward",
     # during inference
     "TokenEnsemble",
     "EnsembleOutput",

@@ -12,7 +12,6 @@ scored one; when no candidate gets a score the call fails with :class:`EnsembleE
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,44 +24,61 @@ from accord.ensemble._results import Selection, select_best
 from accord.errors import ConfigError, EnsembleError
 from accord.messages import Critique, Verdict
 
-__all__ = ["best_of_n", "Reward", "sample", "judge_scores"]
+__all__ = ["best_of_n", "Reward", "SetReward", "sample", "judge_scores"]
 
 Reward = Callable[..., Any]
 """``reward(candidate)`` or ``reward(task, candidate)`` -> a score (higher is better), sync or
 async: a number, True/False (1/0), a ``Verdict`` (accepted: 1) or ``Critique``, or None
 (unscored). An ``@accord.step`` node works too (a test runner returning a ``Verdict``): its
-function is called."""
+function is called, in a worker thread when the step says ``thread=True``."""
 
-
-def _reward_fn(reward: Any) -> tuple[Callable[..., Any], int]:
-    fn = getattr(reward, "fn", reward)  # an accord Step wraps its function as .fn
-    if not callable(fn):
-        raise ConfigError(f"reward must be a function, not {type(reward).__name__}.")
-    try:
-        params = [
-            p
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        return fn, 1
-    return fn, 2 if len(params) >= 2 else 1
+SetReward = Callable[..., Any]
+"""``set_reward(candidates)`` or ``set_reward(task, candidates)`` -> one score per candidate,
+in order, seeing all candidates at once: agreement between candidates (a cluster of answers that
+behave the same, a majority) can count. Sync, async or an ``@accord.step`` like a reward."""
 
 
 async def _apply_reward(reward: Any, task: str, texts: list[str]) -> list[float | None]:
-    fn, arity = _reward_fn(reward)
+    from accord.agents import Step
+
     scores: list[float | None] = []
     for i, text in enumerate(texts):
         try:
-            value = fn(task, text) if arity == 2 else fn(text)
-            if inspect.isawaitable(value):
-                value = await value
+            value = await Step.invoke(reward, task, text)
+        except ConfigError:
+            raise
         except Exception as exc:
             raise EnsembleError(
                 f"the reward function raised on candidate {i} ({type(exc).__name__}: {exc}). "
                 "Return a low score (or None) for a bad candidate instead of raising."
             ) from exc
         scores.append(_as_score(value))
+    return scores
+
+
+async def _apply_set_reward(reward: Any, task: str, texts: list[str]) -> list[float | None]:
+    from accord.agents import Step
+
+    try:
+        values = await Step.invoke(reward, task, list(texts))
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise EnsembleError(
+            f"the set reward raised ({type(exc).__name__}: {exc}). Return low scores (or None) "
+            "for bad candidates instead of raising."
+        ) from exc
+    try:
+        scores = [_as_score(v) for v in values]
+    except (TypeError, ValueError) as exc:
+        raise EnsembleError(
+            f"the set reward must return one score per candidate, got {values!r:.200}."
+        ) from exc
+    if len(scores) != len(texts):
+        raise EnsembleError(
+            f"the set reward returned {len(scores)} scores for {len(texts)} candidates; return "
+            "one per candidate, in order."
+        )
     return scores
 
 
@@ -149,6 +165,7 @@ async def best_of_n(
     temperature: float = 0.7,
     seed: int | None = None,
     reward: Reward | None = None,
+    set_reward: SetReward | None = None,
     judge: ModelLike | None = None,
 ) -> Selection:
     """Keep the best of ``n`` answers by a reward function or an LLM judge.
@@ -160,19 +177,23 @@ async def best_of_n(
         n: how many to sample.
         temperature: sampling temperature.
         seed: first sampling seed (each sample gets its own), None for unseeded.
-        reward: ``reward(candidate)`` or ``reward(task, candidate)`` -> score.
-        judge: an LLM judge (Agent, backend or name); used when ``reward`` is None.
+        reward: ``reward(candidate)`` or ``reward(task, candidate)`` -> score, one candidate
+            at a time.
+        set_reward: ``set_reward(task, candidates)`` -> a score per candidate, all at once
+            (see :data:`SetReward`; :func:`~accord.ensemble.checked_reward` is one).
+        judge: an LLM judge (Agent, backend or name) rating each candidate.
 
     Returns:
         A :class:`~accord.ensemble.Selection` (``method="best_of_n"``); ``usage`` counts the
         sampling and judge calls. Ties keep the earliest candidate.
 
     Raises:
-        ConfigError: neither or both of reward and judge; neither candidates nor solver; n < 1.
+        ConfigError: not exactly one of reward, set_reward and judge; neither candidates nor
+            solver; n < 1.
         EnsembleError: no candidates, or no candidate could be scored.
     """
-    if (reward is None) == (judge is None):
-        raise ConfigError("best_of_n needs exactly one of reward=... or judge=....")
+    if sum(x is not None for x in (reward, set_reward, judge)) != 1:
+        raise ConfigError("best_of_n needs exactly one of reward=..., set_reward=... or judge=....")
     ledger = Ledger()
     if candidates is None:
         if solver is None:
@@ -187,6 +208,8 @@ async def best_of_n(
         raise EnsembleError("best_of_n got no candidates to choose from.")
     if reward is not None:
         scores = await _apply_reward(reward, task, texts)
+    elif set_reward is not None:
+        scores = await _apply_set_reward(set_reward, task, texts)
     else:
         scores = await judge_scores(judge, task, texts, ledger)
     scored = [i for i, s in enumerate(scores) if s is not None]
@@ -195,7 +218,7 @@ async def best_of_n(
             f"best_of_n could not score any of the {len(texts)} candidates: the "
             + (
                 "reward function returned None for all."
-                if reward is not None
+                if reward is not None or set_reward is not None
                 else "judge's replies held no score."
             )
         )

@@ -21,10 +21,9 @@ tokens compare.
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,17 +222,14 @@ class Cascade:
         scorer = stage.scorer
         if scorer == "logprob":
             return _mean_logprob_score(completion, stage.name)
-        from accord.agents import Agent
+        from accord.agents import Agent, Step
 
         if isinstance(scorer, Agent | Backend | Model | str):
             scores = await judge_scores(
                 scorer, task, [completion.text], ledger, through_run=through
             )
             return scores[0]
-        fn: Callable[[str, str], float | Awaitable[float] | None] = scorer
-        value = fn(task, completion.text)
-        if inspect.isawaitable(value):
-            value = await value
+        value = await Step.invoke(scorer, task, completion.text)  # honours @step(thread=True)
         return None if value is None else float(value)
 
     async def _run(self, task: str | Request, *, through: bool) -> tuple[CascadeResult, Completion]:

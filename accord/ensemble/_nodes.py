@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from accord.backends.base import Backend, Completion, Request
-from accord.ensemble._best_of_n import Reward, best_of_n
+from accord.ensemble._best_of_n import Reward, SetReward, best_of_n
 from accord.ensemble._calls import ModelLike
 from accord.ensemble._candidates import Candidates, candidates_from_messages
 from accord.ensemble._extract import Extractor, is_numeric_question
@@ -259,26 +259,33 @@ class MBRNode(_MethodNode):
 
 
 class BestOfNNode(_MethodNode):
-    """Keeps the best input by a reward function or a judge (:func:`~accord.ensemble.best_of_n`)."""
+    """Keeps the best input by a reward function, a set reward that sees every input at once,
+    or a judge (:func:`~accord.ensemble.best_of_n`)."""
 
     def __init__(
         self,
         name: str = "best_of_n",
         *,
         reward: Reward | None = None,
+        set_reward: SetReward | None = None,
         judge: ModelLike | None = None,
         join: Join = "all",
         timeout: float | None = None,
     ) -> None:
         super().__init__(name, join, timeout)
-        if (reward is None) == (judge is None):
-            raise ConfigError(f"node {name!r} needs exactly one of reward=... or judge=....")
+        if sum(x is not None for x in (reward, set_reward, judge)) != 1:
+            raise ConfigError(
+                f"node {name!r} needs exactly one of reward=..., set_reward=... or judge=...."
+            )
         self.reward = reward
+        self.set_reward = set_reward
         self.judge = judge
 
     async def __call__(self, ctx: ActivationContext) -> NodeOutput:
         texts, senders = candidates_from_messages(ctx.inputs)
-        selection = await best_of_n(ctx.task, texts, reward=self.reward, judge=self.judge)
+        selection = await best_of_n(
+            ctx.task, texts, reward=self.reward, set_reward=self.set_reward, judge=self.judge
+        )
         return self._selected(selection, senders)
 
 

@@ -13,6 +13,10 @@ to 17 * 24 is 408" and "Answer: 408" agree, and the marked answer or the text ot
 settled by ``tie_break`` and reported: the output message's metadata has ``tie`` ("true") and
 ``tied`` (the tied answers, JSON), and ``unparsable`` names the samples with no readable answer.
 
+With ``reward=``, ``set_reward=`` or ``judge=`` the samples are chosen by that scorer instead
+of the vote (:class:`~accord.ensemble.BestOfNNode`): a verifier, tests run on each sample, or a
+set-level score that counts agreement between samples.
+
 Caveat: greedy decoding (temperature 0) makes every copy say the same thing, so the temperature
 must be above 0.
 """
@@ -22,8 +26,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
+from accord.ensemble._best_of_n import Reward, SetReward
+from accord.ensemble._calls import ModelLike
 from accord.ensemble._extract import Extractor
-from accord.ensemble._nodes import SampleNode, VoteNode
+from accord.ensemble._nodes import BestOfNNode, SampleNode, VoteNode
 from accord.ensemble._vote import TieBreak
 from accord.errors import ConfigError
 
@@ -45,6 +51,9 @@ def self_consistency(
     tie_break: TieBreak = "first",
     default: str | None = None,
     samples: Literal["copies", "n"] = "copies",
+    reward: Reward | None = None,
+    set_reward: SetReward | None = None,
+    judge: ModelLike | None = None,
     name: str | None = None,
 ) -> Graph:
     """A graph that samples ``k`` answers from ``solver`` and votes on them.
@@ -60,11 +69,17 @@ def self_consistency(
         tie_break: ``"first"`` or ``"smallest"``.
         default: the answer when no sample is usable (else the vote node fails).
         samples: ``"copies"`` (k parallel nodes) or ``"n"`` (one node, k samples per call).
+        reward, set_reward, judge: choose with a scorer instead of the vote (at most one): a
+            reward or checker per sample, a set reward that sees all samples at once
+            (:func:`~accord.ensemble.checked_reward` runs tests and prefers agreeing
+            candidates), or an LLM judge. The last node is then a
+            :class:`~accord.ensemble.BestOfNNode` named ``"best_of_n"``.
         name: graph name (``self_consistency_<solver>`` by default).
 
     Returns:
         An :class:`accord.Graph` whose output is a :class:`~accord.messages.Vote` message
-        (its metadata names the winning candidate, its support, and any tie).
+        (its metadata names the winning candidate, its support, and any tie), or, with a
+        scorer, the chosen sample's text (its metadata: ``index``, ``sender``, ``score``).
 
     Raises:
         ConfigError: ``k`` < 1, a temperature that is not above 0, or an unknown ``samples``.
@@ -86,14 +101,21 @@ def self_consistency(
         )
     if samples not in ("copies", "n"):
         raise ConfigError(f"samples must be 'copies' or 'n', not {samples!r}.")
+    scorers = sum(x is not None for x in (reward, set_reward, judge))
+    if scorers > 1:
+        raise ConfigError("self_consistency takes at most one of reward, set_reward and judge.")
     graph = Graph(name or f"self_consistency_{solver.name}")
-    voter = VoteNode(
-        "vote",
-        extract="auto" if extract is None else extract,
-        weights=weights,
-        tie_break=tie_break,
-        default=default,
-    )
+    voter: VoteNode | BestOfNNode
+    if scorers:
+        voter = BestOfNNode(reward=reward, set_reward=set_reward, judge=judge)
+    else:
+        voter = VoteNode(
+            "vote",
+            extract="auto" if extract is None else extract,
+            weights=weights,
+            tie_break=tie_break,
+            default=default,
+        )
     if samples == "n":
         node = SampleNode(solver, name=solver.name, n=k, temperature=temperature, seed=seed)
         graph.add(node, voter)

@@ -8,13 +8,12 @@ whole conversation so far, so every speaker sees every earlier turn. The chat en
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from accord._log import get_logger
-from accord.agents import Agent
+from accord.agents import Agent, Step
 from accord.backends.base import ChatMessage, Request
 from accord.errors import ConfigError
 from accord.graphs._graph import DEFAULT_MAX_STEPS, Graph
@@ -72,9 +71,7 @@ class ChatManager:
             return in_turn
         if isinstance(self.selector, Agent):
             return await self._ask(ctx, self.selector, turns, in_turn)
-        chosen: Any = self.selector(turns, list(self.speakers))
-        if inspect.isawaitable(chosen):
-            chosen = await chosen
+        chosen: Any = await Step.invoke(self.selector, turns, list(self.speakers))
         if chosen not in self.speakers:
             raise ConfigError(
                 f"selector_chat(): the selector returned {chosen!r}, which is not a speaker "

@@ -1,0 +1,615 @@
+"""Checks for "write this Python function" tasks: run each candidate on the task's own examples
+and on extra inputs, in a limited subprocess (:func:`accord.tools.python_exec`).
+
+- **Examples** are read from the function's docstring in the task: doctest lines
+  (``>>> f(1)`` then the expected value) and one-line forms ``f(1) == 2``, ``f(1) ➞ 2``,
+  ``f(1) -> 2``, ``f(1) => 2``, ``f(1) = 2``, ``f(1) should return 2``. They are trusted checks.
+- **Probes** are extra inputs made by changing the examples' literal arguments (numbers nudged,
+  strings and lists shortened, reversed or extended). A probe has no expected value; its output
+  only joins the candidate's behaviour *signature*, so candidates that agree on every input
+  cluster together (AlphaCode's clustering, arXiv 2203.07814).
+- **Tests a model wrote** (``assert f(...) == ...`` lines, from a tester agent) can be added per
+  task; they count as weak checks (CodeT's dual agreement, arXiv 2207.10397) and their inputs
+  join the probes.
+
+Caveat: examples are compared with ``==`` (floats within 1e-6); an example whose expected value
+is not a Python expression (prose) is skipped. The subprocess limits of ``python_exec`` apply;
+they are not a security sandbox.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import hashlib
+import json
+import random
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from accord.errors import ConfigError
+from accord.tools import python_exec
+from accord.verify._result import CheckResult
+
+__all__ = [
+    "Example",
+    "FunctionTask",
+    "function_task",
+    "program_from",
+    "examples_in",
+    "probes_for",
+    "written_tests",
+    "run_cases",
+    "python_checks",
+]
+
+_FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", re.S)
+_ARROWS = (
+    "==>",
+    "==",
+    "➞",
+    "->",
+    "=>",
+    "should return",
+    "returns",
+    "should be",
+    "is",
+    "=",
+)
+_INPUT = re.compile(r"^(?:for|input:)\s+(.*)$", re.I)
+_OUTPUT = re.compile(
+    r"(?:the )?output (?:should be|will be|is)\s*:?\s*(.+)$|^output\s*:\s*(.+)$", re.I
+)
+_MARK = "@@accord-cases@@"
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One call of the function, with its expected value (None: a probe, no expectation)."""
+
+    call: str
+    expected: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionTask:
+    """The function a task asks for: its code so far (imports, helpers, signature, docstring)
+    and its name."""
+
+    prompt: str
+    entry_point: str
+
+    @property
+    def preamble(self) -> str:
+        """The task's code before the function: imports and helpers a candidate may rely on."""
+        match = re.search(rf"^def {re.escape(self.entry_point)}\s*\(", self.prompt, re.M)
+        return self.prompt[: match.start()] if match else ""
+
+
+def _code_of(text: str) -> str:
+    """The code in ``text``: its fenced block holding a ``def`` (the longest), else the text."""
+    blocks = [b for b in _FENCE.findall(text) if "def " in b]
+    return max(blocks, key=len) if blocks else text
+
+
+def function_task(task: str, entry_point: str | None = None) -> FunctionTask:
+    """The function a task text asks for: the code in it (a fenced block or the whole text) and
+    its last top-level ``def`` (or ``entry_point``).
+
+    Raises:
+        ConfigError: the task holds no function definition.
+    """
+    code = _code_of(task)
+    names = re.findall(r"^def ([A-Za-z_]\w*)\s*\(", code, re.M)
+    if entry_point is None:
+        if not names:
+            raise ConfigError(
+                "python_checks: the task holds no Python function definition ('def name(...)'); "
+                "put the function's signature and docstring in the task or pass entry_point=."
+            )
+        entry_point = names[-1]
+    return FunctionTask(prompt=code, entry_point=entry_point)
+
+
+def _definitions(code: str) -> str:
+    """``code`` without its top-level statements that run something (calls, asserts, prints,
+    ``if __name__ == ...`` blocks): a model's own tests must not decide whether its function
+    works. Imports, definitions and assignments stay; code that does not parse is kept whole."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    kept = (
+        ast.Import,
+        ast.ImportFrom,
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.ClassDef,
+        ast.Assign,
+        ast.AnnAssign,
+    )
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    lines = code.splitlines()
+    parts = []
+    for node in tree.body:
+        runs = isinstance(node, ast.Assign | ast.AnnAssign) and any(  # result = f(...)
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in defined
+            for n in ast.walk(node)
+        )
+        if isinstance(node, kept) and not runs:
+            start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            parts.append("\n".join(lines[start - 1 : node.end_lineno]))
+    return "\n".join(parts) if parts else code
+
+
+def program_from(reply: str, task: FunctionTask) -> str:
+    """A runnable program from a model's reply: the task's preamble (imports, helpers) and the
+    reply's definitions (its own test calls dropped); a reply that continues the function body
+    is appended to the task's code."""
+    code = _code_of(reply).strip("\n")
+    if re.search(rf"^\s*def {re.escape(task.entry_point)}\s*\(", code, re.M):
+        return f"{task.preamble}{_definitions(code)}\n"
+    return f"{task.prompt.rstrip()}\n{code}\n"
+
+
+def _docstring(task: FunctionTask) -> str:
+    try:
+        tree = ast.parse(
+            task.prompt + ("\n    pass\n" if task.prompt.rstrip().endswith('"""') else "")
+        )
+    except SyntaxError:
+        return task.prompt
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == task.entry_point:
+            return ast.get_docstring(node) or ""
+    return task.prompt
+
+
+def _balanced_call(line: str, name: str) -> tuple[str, str] | None:
+    """``name(...)`` at the start of ``line`` (after spaces) and the rest of the line."""
+    start = line.find(name + "(")
+    if start < 0 or (start > 0 and (line[start - 1].isalnum() or line[start - 1] in "_.")):
+        return None
+    depth, quote = 0, ""
+    for i in range(start + len(name), len(line)):
+        ch = line[i]
+        if quote:
+            if ch == quote and line[i - 1] != "\\":
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return line[start : i + 1], line[i + 1 :]
+    return None
+
+
+def _literal_text(text: str) -> str | None:
+    text = text.strip().rstrip(".,;")
+    if not text:
+        return None
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return text
+
+
+def _expression(text: str) -> str | None:
+    """An expected value: a Python literal, read forgivingly (``true``, a trailing remark in
+    parentheses or after ``#``, a worked sum ending ``= 8``)."""
+    text = text.strip().lstrip("#").strip()
+    for arrow in ("=>", "->", "➞"):
+        if text.startswith(arrow):
+            text = text[len(arrow) :].strip()
+    text = {"true": "True", "false": "False", "none": "None"}.get(text.rstrip(".,;").lower(), text)
+    found = _literal_text(text)
+    if found is not None:
+        return found
+    if "=" in text and _literal_text(text.split("=")[0]) is None:  # "19 - 5 - 6 = 8"
+        return _literal_text(text.rsplit("=", 1)[1])
+    words = text.split()
+    for end in range(len(words) - 1, 0, -1):  # the longest leading literal: "'No' (because...)"
+        found = _literal_text(" ".join(words[:end]))
+        if found is not None:
+            return found
+    return None
+
+
+def _parameters(task: FunctionTask) -> list[str]:
+    match = re.search(rf"^def {re.escape(task.entry_point)}\s*\((.*?)\)", task.prompt, re.M | re.S)
+    if match is None:
+        return []
+    names = []
+    for part in match.group(1).split(","):
+        name = part.split(":")[0].split("=")[0].strip().lstrip("*")
+        if name.isidentifier():
+            names.append(name)
+    return names
+
+
+def _assigned_call(text: str, task: FunctionTask) -> str | None:
+    """``n = 5`` / ``grid = [[1]], k = 3`` (an "Input:" or "For ..." line) as a call."""
+    params = _parameters(task)
+    values: dict[str, str] = {}
+    for name in params:
+        match = re.search(rf"\b{re.escape(name)}\s*=\s*", text)
+        if match is None:
+            return None
+        rest = text[match.end() :]
+        for end in range(len(rest), 0, -1):
+            if rest[:end].rstrip().endswith((",", " ")) or end == len(rest):
+                value = _literal_text(rest[:end].rstrip().rstrip(","))
+                if value is not None:
+                    values[name] = value
+                    break
+        if name not in values:
+            return None
+    if not values:
+        return None
+    call = f"{task.entry_point}({', '.join(values[p] for p in params)})"
+    return call if _valid_call(call) else None
+
+
+def _valid_call(call: str) -> bool:
+    try:
+        node = ast.parse(call, mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(node, ast.Call) and all(
+        _literal(a) for a in [*node.args, *(k.value for k in node.keywords)]
+    )
+
+
+def _literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def examples_in(task: FunctionTask) -> list[Example]:
+    """The worked examples in the function's docstring (see the module docstring)."""
+    lines = _docstring(task).splitlines()
+    found: list[Example] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        doctest = line.startswith(">>>")
+        if doctest:
+            line = line[3:].strip()
+        parsed = _balanced_call(line, task.entry_point)
+        if parsed is None or not _valid_call(parsed[0]):
+            described = _described(line, lines, i, task)
+            if described is not None and all(e.call != described.call for e in found):
+                found.append(described)
+            continue
+        call, rest = parsed
+        expected: str | None = None
+        if doctest and not rest.strip():
+            out: list[str] = []
+            while i < len(lines) and lines[i].strip() and not lines[i].strip().startswith(">>>"):
+                out.append(lines[i].strip())
+                i += 1
+            expected = _expression(" ".join(out))
+        else:
+            rest = rest.strip().lstrip("#").strip()
+            for arrow in _ARROWS:
+                if rest.lower().startswith(arrow):
+                    expected = _expression(rest[len(arrow) :])
+                    break
+            if expected is None and not rest and i < len(lines):
+                nxt = lines[i].strip()
+                for arrow in _ARROWS:
+                    if nxt.lower().startswith(arrow):
+                        expected = _expression(nxt[len(arrow) :])
+                        i += 1
+                        break
+        if expected is not None and all(e.call != call for e in found):
+            found.append(Example(call, expected))
+    return found
+
+
+def _described(line: str, lines: list[str], i: int, task: FunctionTask) -> Example | None:
+    """An example told in words: "For n = 5 the output should be 1", or an "Input: ..." line
+    followed by an "Output: ..." line."""
+    match = _INPUT.match(line)
+    if match is None:
+        return None
+    text = match.group(1)
+    out = _OUTPUT.search(text)
+    expected_text = None
+    if out is not None:
+        expected_text = out.group(1) or out.group(2)
+        text = text[: out.start()]
+    elif i < len(lines):
+        nxt = _OUTPUT.search(lines[i].strip())
+        if nxt is not None:
+            expected_text = nxt.group(1) or nxt.group(2)
+    if expected_text is None:
+        return None
+    call = _assigned_call(text, task)
+    if call is None and len(_parameters(task)) == 1:
+        value = _literal_text(text.strip().rstrip(".,"))
+        call = f"{task.entry_point}({value})" if value is not None else None
+    expected = _expression(expected_text)
+    if call is None or expected is None or not _valid_call(call):
+        return None
+    return Example(call, expected)
+
+
+def written_tests(text: str, entry_point: str) -> list[Example]:
+    """``assert f(...) == value`` lines in a model's reply, as examples (weak checks)."""
+    found: list[Example] = []
+    for raw in _code_of(text).splitlines():
+        try:
+            tree = ast.parse(raw.strip())
+        except SyntaxError:
+            continue
+        stmt = tree.body[0] if len(tree.body) == 1 else None
+        if not (
+            isinstance(stmt, ast.Assert)
+            and isinstance(stmt.test, ast.Compare)
+            and len(stmt.test.ops) == 1
+            and isinstance(stmt.test.ops[0], ast.Eq)
+        ):
+            continue
+        call, expected = ast.unparse(stmt.test.left), ast.unparse(stmt.test.comparators[0])
+        if (
+            call.startswith(entry_point + "(")
+            and _valid_call(call)
+            and _expression(expected) is not None
+            and all(e.call != call for e in found)
+        ):
+            found.append(Example(call, expected))
+    return found
+
+
+def _mutations(value: object, rng: random.Random) -> list[object]:
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [value + 1, value - 1, value * 2 + 3, 0, -value if value else 7]
+    if isinstance(value, float):
+        return [value * 1.5 + 0.25, -value, 0.0, round(value + 1.1, 3)]
+    if isinstance(value, str):
+        out: list[object] = [
+            value[::-1],
+            value[: len(value) // 2],
+            value + value[-1:] if value else "a",
+        ]
+        if value:
+            chars = list(value)
+            rng.shuffle(chars)
+            out.append("".join(chars))
+        return out
+    if isinstance(value, list):
+        out = [value[::-1], value[:-1], value + value[-1:] if value else [], []]
+        if value:
+            shuffled = list(value)
+            rng.shuffle(shuffled)
+            out.append(shuffled)
+        return out
+    if isinstance(value, tuple):
+        return [tuple(v) for v in _mutations(list(value), rng) if isinstance(v, list)]
+    return []
+
+
+def probes_for(
+    examples: Sequence[Example], entry_point: str, limit: int = 12, seed: int = 0
+) -> list[Example]:
+    """Extra calls made by changing one literal argument of an example at a time (deterministic
+    for a given ``seed``); none of them repeats an example's call."""
+    rng = random.Random(seed)
+    seen = {e.call for e in examples}
+    pool: list[str] = []
+    for example in examples:
+        node = ast.parse(example.call, mode="eval").body
+        assert isinstance(node, ast.Call)
+        args = [ast.literal_eval(a) for a in node.args]
+        for position, value in enumerate(args):
+            for changed in _mutations(value, rng):
+                new_args = [*args[:position], changed, *args[position + 1 :]]
+                call = f"{entry_point}({', '.join(repr(a) for a in new_args)})"
+                if call not in seen and len(call) < 2000:
+                    seen.add(call)
+                    pool.append(call)
+    rng.shuffle(pool)
+    return [Example(call) for call in pool[:limit]]
+
+
+_HARNESS = """
+import json as _j, math as _m, signal as _s, sys as _sys
+_sys.setrecursionlimit(3000)
+def _alarm(*_):
+    raise TimeoutError("timed out")
+_s.signal(_s.SIGALRM, _alarm)
+def _same(a, b):
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return _m.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+        except TypeError:
+            return False
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+        return type(a) is type(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+for _call, _exp in {cases}:
+    _s.setitimer(_s.ITIMER_REAL, {per_case})
+    try:
+        _got = eval(_call)
+        _s.setitimer(_s.ITIMER_REAL, 0)
+        _r = repr(_got)[:400]
+        _ok = None if _exp is None else bool(_same(_got, eval(_exp)))
+    except BaseException as _e:
+        _s.setitimer(_s.ITIMER_REAL, 0)
+        _r = "!" + type(_e).__name__
+        _ok = None if _exp is None else False
+    print({mark!r} + _j.dumps([_r, _ok]), flush=True)
+"""
+
+
+async def run_cases(
+    program: str,
+    cases: Sequence[Example],
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109
+    per_case: float = 1.0,
+) -> list[tuple[str, bool | None]] | str:
+    """Run ``program`` then each case's call in one subprocess.
+
+    Returns:
+        ``(repr of the result or "!ErrorName", passed or None for a probe)`` per case, or the
+        error text when the program itself does not run (syntax error, crash, timeout). Cases
+        the process did not reach (it ran out of time or crashed) read ``"!Timeout"``.
+    """
+    harness = _HARNESS.format(
+        cases=repr([(c.call, c.expected) for c in cases]), per_case=per_case, mark=_MARK
+    )
+    result = await python_exec(program + "\n" + harness, timeout=timeout, max_output_chars=200_000)
+    done = [
+        json.loads(line[len(_MARK) :])
+        for line in result.stdout.splitlines()
+        if line.startswith(_MARK)
+    ]
+    if done:  # cases after the last one reported ran out of time or crashed the process
+        missing = [("!Timeout", None if c.expected is None else False) for c in cases[len(done) :]]
+        return [(str(r), ok) for r, ok in done] + missing
+    if result.timed_out:
+        return f"the program did not finish within {timeout} s"
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return lines[-1] if lines else f"the program exited with status {result.exit_code}"
+
+
+_TESTER_PROMPT = """Here is a Python function to test:
+
+```python
+{prompt}
+```
+
+Write {count} test cases for `{name}` as assert lines of the form `assert {name}(...) == ...`, one
+per line, in one ```python code block. Use small, simple inputs and work out each expected value
+carefully from the description."""
+
+
+async def _ask_tester(tester: Any, task: FunctionTask, count: int) -> str:
+    """One call to the tester model, through the running graph when there is one (so budgets
+    and usage count it)."""
+    from accord.agents import Agent
+    from accord.backends import backend as resolve
+    from accord.backends.base import Backend, ChatMessage, Request
+    from accord.runtime import current_context
+
+    system = ""
+    model: Backend | None
+    if isinstance(tester, Agent):
+        model, system = tester.backend, tester.instructions
+    elif isinstance(tester, str):
+        model = resolve(tester)
+    else:
+        model = tester
+    user = _TESTER_PROMPT.format(prompt=task.prompt.strip(), name=task.entry_point, count=count)
+    messages = (
+        *((ChatMessage(role="system", content=system),) if system else ()),
+        ChatMessage(role="user", content=user),
+    )
+    request = Request(messages=messages, temperature=0.0, agent="tester")
+    ctx = current_context()
+    if ctx is not None:
+        completion = await ctx.complete(request, model)
+    elif model is None:
+        raise ConfigError("python_checks: the tester has no backend; give it one.")
+    else:
+        completion = await model.complete(request)
+    return completion.text
+
+
+def python_checks(
+    entry_point: str | None = None,
+    *,
+    probes: int = 12,
+    tester: Any = None,
+    min_examples: int = 2,
+    tests: int = 5,
+    timeout: float = 10.0,  # noqa: ASYNC109
+) -> Callable[[str, str], Awaitable[CheckResult]]:
+    """A checker (``check(task, reply) -> CheckResult``) for "write this Python function" tasks.
+
+    It builds a program from the reply (:func:`program_from`), runs it on the docstring's
+    examples (trusted checks), on ``probes`` changed inputs (behaviour only), and, for a task
+    with fewer than ``min_examples`` examples, on tests a ``tester`` model wrote (weak checks;
+    their inputs join the probes), and returns the counts, a behaviour signature and the first
+    concrete failure as feedback. The examples, probes and tests of a task are worked out once
+    per checker.
+
+    Args:
+        entry_point: the function's name (the task's last ``def`` when None).
+        probes: extra inputs per task for the behaviour signature (0: examples only).
+        tester: an Agent, backend or ``"provider:model"`` name asked (at temperature 0) for
+            ``tests`` assert lines; its call counts in the run it is made in. None: no tests.
+        min_examples: ask the tester only for tasks with fewer examples than this.
+        tests: how many tests to ask for.
+        timeout: seconds one candidate's subprocess may take.
+    """
+    prepared: dict[
+        str, asyncio.Future[tuple[FunctionTask, list[Example], list[Example], list[Example]]]
+    ] = {}
+
+    async def prepare(
+        task: str,
+    ) -> tuple[FunctionTask, list[Example], list[Example], list[Example]]:
+        fn = function_task(task, entry_point)
+        examples = examples_in(fn)
+        written: list[Example] = []
+        if tester is not None and len(examples) < min_examples:
+            written = written_tests(await _ask_tester(tester, fn, tests), fn.entry_point)
+        shown = {e.call for e in (*examples, *written)}
+        extra = [
+            p
+            for p in probes_for([*examples, *written], fn.entry_point, probes)
+            if p.call not in shown
+        ]
+        return fn, examples, written, extra
+
+    async def check(task: str, reply: str) -> CheckResult:
+        if task not in prepared:  # once per task, even when candidates are checked at once
+            prepared[task] = asyncio.ensure_future(prepare(task))
+        try:
+            fn, examples, weak, extra = await asyncio.shield(prepared[task])
+        except BaseException:
+            if prepared[task].done():
+                prepared.pop(task, None)  # a failed tester call is tried again next time
+            raise
+        cases = [*examples, *weak, *extra]
+        outcome = await run_cases(program_from(reply, fn), cases, timeout=timeout)
+        if isinstance(outcome, str):
+            return CheckResult(
+                total=len(examples), weak_total=len(weak), feedback=f"The code fails: {outcome}"
+            )
+        trusted = outcome[: len(examples)]
+        soft = outcome[len(examples) : len(examples) + len(weak)]
+        feedback = ""
+        for example, (got, ok) in zip(examples, trusted, strict=True):
+            if not ok:
+                shown = f"raised {got[1:]}" if got.startswith("!") else f"returned {got}"
+                feedback = f"{example.call} should return {example.expected}, but it {shown}."
+                break
+        signature = hashlib.sha256(json.dumps([got for got, _ in outcome]).encode()).hexdigest()[
+            :16
+        ]
+        return CheckResult(
+            passed=sum(1 for _, ok in trusted if ok),
+            total=len(examples),
+            weak_passed=sum(1 for _, ok in soft if ok),
+            weak_total=len(weak),
+            signature=signature,
+            feedback=feedback,
+        )
+
+    return check
