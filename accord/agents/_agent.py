@@ -155,6 +155,29 @@ def format_inputs(messages: list[Message]) -> Fenced:
     )
 
 
+def _template_message(m: Message) -> dict[str, Any]:
+    """One input message as templates see it (``messages``): its sender, text and round, and its
+    payload's kind and fields (None for a text message)."""
+    payload = m.payload
+    return {
+        "sender": m.sender,
+        "text": m.text,
+        "round": m.round,
+        "kind": payload.kind if payload is not None else None,
+        "payload": payload.model_dump() if payload is not None else None,
+    }
+
+
+def _check_top_p(name: str, top_p: float | None) -> None:
+    number = isinstance(top_p, int | float) and not isinstance(top_p, bool)
+    if top_p is not None and not (number and 0 < top_p <= 1):
+        raise ConfigError(
+            f"agent {name!r}: top_p must be a number above 0 and at most 1 (nucleus sampling "
+            f"keeps the most likely tokens up to that probability mass), not {top_p!r}. Pass "
+            "for example top_p=0.9, or None for the backend's default."
+        )
+
+
 def _template(template: str | Path | Template | None, default: str) -> Template:
     if template is None:
         return Template.builtin(default)
@@ -198,8 +221,11 @@ class Agent:
         instructions: the system prompt.
         template: the user-prompt template: a built-in name (``"solver"``), template source
             written in your program, a ``Path`` to a file, or a :class:`~accord.prompts.Template`.
-            Variables: ``task``, ``messages`` (list of ``{sender, text, round}``), ``inputs``
-            (those messages formatted between ``<message>`` markers), ``round``, ``name``, plus
+            Variables: ``task``, ``messages`` (the input messages, each with ``sender``,
+            ``text``, ``round``, ``kind`` (the payload's kind, such as ``"Verdict"``, or None for
+            text) and ``payload`` (the payload's fields as a dict, or None for text), so a
+            template can write ``{% for r in m.payload.reasons %}``), ``inputs`` (those
+            messages formatted between ``<message>`` markers), ``round``, ``name``, plus
             ``variables``.
         output: ``str`` for plain text, or a :class:`~accord.messages.Payload` subclass: its JSON
             schema goes to the backend and the reply is parsed and validated.
@@ -208,7 +234,8 @@ class Agent:
             arrival order, so its rounds follow timing).
         reasks: re-asks allowed when the reply does not validate.
         timeout: seconds one activation may take.
-        temperature, max_tokens, stop, seed: sampling options for every call.
+        temperature, top_p, max_tokens, stop, seed: sampling options for every call (None: the
+            backend's default). ``top_p`` (nucleus sampling) must be above 0 and at most 1.
         variables: extra template variables.
         tools: functions (sync or async) or :class:`~accord.tools.Tool` objects the model may
             call; see :mod:`accord.agents._tools` for the loop.
@@ -241,6 +268,7 @@ class Agent:
         reasks: int = 2,
         timeout: float | None = None,
         temperature: float | None = None,
+        top_p: float | None = None,
         max_tokens: int | None = None,
         stop: tuple[str, ...] = (),
         seed: int | None = None,
@@ -263,6 +291,7 @@ class Agent:
             raise ConfigError(f"agent {name!r}: join must be 'all' or 'any', not {join!r}.")
         if reasks < 0:
             raise ConfigError(f"agent {name!r}: reasks must be 0 or more, not {reasks}.")
+        _check_top_p(name, top_p)
         self.name = name
         self._backend = backend
         self.instructions = self.default_instructions if instructions is None else instructions
@@ -279,6 +308,7 @@ class Agent:
         self.tool_choice = tool_choice
         self._options: dict[str, Any] = {
             "temperature": temperature,
+            "top_p": top_p,
             "max_tokens": max_tokens,
             "stop": tuple(stop),
             "seed": seed,
@@ -322,9 +352,7 @@ class Agent:
         if used is None or "inputs" in used:
             variables["inputs"] = format_inputs(shown)
         if used is None or "messages" in used:
-            variables["messages"] = [
-                {"sender": m.sender, "text": m.text, "round": m.round} for m in shown
-            ]
+            variables["messages"] = [_template_message(m) for m in shown]
         if self.variables:
             variables.update(self.variables)
         return self.template.render(**variables)
@@ -447,7 +475,8 @@ class Agent:
 
     def clone(self, name: str, **changes: Any) -> Agent:
         """A copy of this agent under another name (patterns use it to unroll layers and
-        samples). ``changes`` may set ``template``, ``instructions``, ``temperature``, ``seed``."""
+        samples). ``changes`` may set ``template``, ``instructions``, ``temperature``, ``top_p``,
+        ``seed``, ``max_tokens``."""
         twin = copy.copy(self)
         twin.name = name
         twin.variables = dict(self.variables)
@@ -458,7 +487,9 @@ class Agent:
             twin.instructions = changes.pop("instructions")
             system = twin._system_prompt()
             twin._system = (ChatMessage(role="system", content=system),) if system else ()
-        for key in ("temperature", "seed", "max_tokens"):
+        if "top_p" in changes:
+            _check_top_p(name, changes["top_p"])
+        for key in ("temperature", "top_p", "seed", "max_tokens"):
             if key in changes:
                 twin._options[key] = changes.pop(key)
         if changes:

@@ -199,7 +199,21 @@ class Graph:
         Args:
             src, dst: node names or nodes.
             when: deliver only the messages for which this returns True (an exit condition).
-            max_rounds: deliver only while ``dst`` has run fewer than this many times (a bound).
+            max_rounds: deliver only while ``dst`` has started fewer than this many times in the
+                run (a bound). It counts runs of the *destination*, all of them (the first round
+                too, however it was started), not trips around the loop or runs of ``src``.
+
+        On a loop's back edge, ``max_rounds=N`` is therefore the most times the loop's first
+        node runs: with ``solver -> critic`` and ``critic -> solver`` bounded by
+        ``max_rounds=3``, the solver writes at most 3 drafts (its first, then at most 2
+        revisions) and the critic reviews each, so at most 3 critiques; the third critique is
+        not delivered. For "at most R revisions" pass ``max_rounds=R + 1``.
+
+        Example::
+
+            graph.connect("solver", "critic")
+            graph.connect("critic", "solver", when=lambda m: not m.payload.approved,
+                          max_rounds=3)  # solver runs <= 3 times: 1 draft + <= 2 revisions
         """
         if max_rounds is not None and max_rounds < 1:
             raise ConfigError(
