@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import signal
 import statistics
 import sys
 import time
@@ -72,11 +73,22 @@ class Replay:
         self.misses = 0
         self.latency: dict[str, float] = {}
         self._seen: dict[str, dict[str, Any]] = {}
-        if path.is_file():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    self._seen[row["key"]] = row
+        self._offset = 0
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Read what was appended since the last read (another run may share the file)."""
+        if not self.path.is_file():
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        for line in data[:end].decode().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                self._seen[row["key"]] = row
+        self._offset += end
 
     @staticmethod
     def key(request: Request) -> str:
@@ -89,6 +101,9 @@ class Replay:
         key = self.key(request)
         row = self._seen.get(key)
         if row is None:
+            self._refresh()
+            row = self._seen.get(key)
+        if row is None:
             started = time.perf_counter()
             completion = await self.inner.complete(request)
             row = {
@@ -97,8 +112,8 @@ class Replay:
                 "latency_s": time.perf_counter() - started,
             }
             self._seen[key] = row
-            with self.path.open("a") as out:
-                out.write(json.dumps(row) + "\n")
+            with self.path.open("ab") as out:  # one write: lines of two runs do not interleave
+                out.write((json.dumps(row) + "\n").encode())
             self.misses += 1
         else:
             self.hits += 1
@@ -250,6 +265,8 @@ async def run_strategy(args: argparse.Namespace) -> None:
             row = json.loads(line)
             done[row["task_id"]] = row
     todo = [p for p in problems if p["task_id"] not in done]
+    if args.reverse:  # a second run sharing the cache meets the first in the middle
+        todo.reverse()
     print(f"{label}: {len(done)} done, {len(todo)} to go ({args.dir})", flush=True)
     server = None
     if todo:
@@ -371,6 +388,7 @@ def main() -> None:
     parser.add_argument("--min-examples", type=int, default=2)
     parser.add_argument("--repairs", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=640)
+    parser.add_argument("--reverse", action="store_true", help="last problem first")
     parser.add_argument("--concurrency", type=int, default=2, help="problems at once")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     parser.add_argument("--model", help="the GGUF (default: the cache / real-model.sh)")
@@ -378,8 +396,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.strategy == "report":
         report(args)
-    else:
+        return
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill: stop the server too
+    try:
         asyncio.run(run_strategy(args))
+    except KeyboardInterrupt:
+        raise SystemExit("stopped; run the same command again to resume") from None
 
 
 if __name__ == "__main__":

@@ -124,3 +124,20 @@ async def test_example_tools_calculates_and_reads_a_file(tmp_path: Path) -> None
     assert first == ["230.0", "Notes about the spring harvest."]
     refused = [m.content for m in backend.requests[2].messages if m.role == "tool"][-1]
     assert "outside the shared folder" in refused
+
+
+async def test_example_verified_search_samples_until_the_checks_pass() -> None:
+    wrong = "```python\ndef running_max(xs):\n    return sorted(xs)\n```"
+    right = (
+        "```python\ndef running_max(xs):\n    out, best = [], None\n    for x in xs:\n"
+        "        best = x if best is None else max(best, x)\n        out.append(best)\n"
+        "    return out\n```"
+    )
+    mod = example("verified_search")
+    backend = ScriptedBackend({"search": [wrong, right]})
+    result = await mod.run(mod.TASK, backend)
+    assert result.text == right and backend.calls() == 2
+    assert result.output is not None and result.output.metadata["stop"] == "verified"
+    math = ScriptedBackend({"search": ["Answer: 2", "The roots are 2 and 3. Answer: 3"]})
+    solved = await mod.run_math(math)
+    assert solved.text.endswith("Answer: 3") and math.calls() == 2
