@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from accord.errors import ConfigError
+from accord.errors import ConfigError, EnsembleError
 from accord.verify._result import CheckResult, as_check_result
 
 __all__ = ["answer_checks"]

@@ -54,7 +54,12 @@ async def test_a_greedy_answer_that_passes_is_the_only_call() -> None:
     result = await run(backend)
     assert result.text == RIGHT
     meta = result.output.metadata
-    assert (meta["answers"], meta["stop"], meta["passed"], meta["total"]) == ("1", "verified", "2", "2")
+    assert (meta["answers"], meta["stop"], meta["passed"], meta["total"]) == (
+        "1",
+        "verified",
+        "2",
+        "2",
+    )
     assert backend.calls() == 1 and backend.requests[0].temperature == 0.0
     assert result.usage.requests == 1
 
@@ -224,9 +229,7 @@ def test_selection_prefers_checks_then_agreement() -> None:
 
 
 async def test_checked_reward_in_self_consistency() -> None:
-    backend = ScriptedBackend(
-        {"coder_0": [WRONG], "coder_1": [RIGHT], "coder_2": [ALSO_RIGHT]}
-    )
+    backend = ScriptedBackend({"coder_0": [WRONG], "coder_1": [RIGHT], "coder_2": [ALSO_RIGHT]})
     graph = accord.self_consistency(solver(), k=3, set_reward=checked_reward(python_checks()))
     result = await graph.run(TWO, backend=backend)
     assert result.text == RIGHT

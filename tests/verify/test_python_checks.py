@@ -52,7 +52,7 @@ def test_doctest_examples_are_read() -> None:
         ("f(3) ➞ 9", Example("f(3)", "9")),
         ("f(3) ==> True", Example("f(3)", "True")),
         ("f(3) => true", Example("f(3)", "True")),
-        ('f("ab") # => \'Yes\'', Example('f("ab")', "'Yes'")),
+        ("f(\"ab\") # => 'Yes'", Example('f("ab")', "'Yes'")),
         ("f(5) -> 19 - 5 - 6 = 8", Example("f(5)", "8")),
         ("f(2) == 4", Example("f(2)", "4")),
         ("For n = 5 the output should be 25.", Example("f(5)", "25")),
@@ -182,3 +182,18 @@ async def test_answer_checks_sign_by_answer_and_check_it() -> None:
     assert (right.ok, right.signature) == (True, "2")
     assert (wrong.ok, wrong.signature) == (False, "4")
     assert not none.ok and none.signature is None
+
+
+async def test_answer_checks_with_a_verifier_agent() -> None:
+    backend = ScriptedBackend(
+        {"checker": ['{"accepted": true}', '{"accepted": false, "reasons": ["7 is not a root"]}']}
+    )
+    verifier = accord.Verifier("checker", backend)
+    check = answer_checks(verifier=verifier)
+    right = await check("Solve x^2 - 5x + 6 = 0.", "Answer: 3")
+    wrong = await check("Solve x^2 - 5x + 6 = 0.", "Answer: 7")
+    assert (right.ok, right.signature) == (True, "3")
+    assert (wrong.ok, wrong.signature, wrong.total) == (False, "7", 1)
+    assert backend.calls("checker") == 2
+    with pytest.raises(ConfigError, match="not both"):
+        answer_checks(bool, verifier=verifier)
