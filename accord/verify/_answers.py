@@ -54,7 +54,10 @@ def answer_checks(
         if check is not None:
             result = as_check_result(await Step.invoke(check, task, answer))
         elif verifier is not None:
-            scored = await best_of_n(task, [reply], judge=verifier)
+            try:
+                scored = await best_of_n(task, [reply], judge=verifier)
+            except EnsembleError:  # the verifier's reply held no rating: nothing trusted
+                return CheckResult(signature=answer)
             accepted = (scored.scores[0] or 0.0) >= 0.5
             result = CheckResult(
                 passed=int(accepted),

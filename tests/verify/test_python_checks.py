@@ -197,3 +197,10 @@ async def test_answer_checks_with_a_verifier_agent() -> None:
     assert backend.calls("checker") == 2
     with pytest.raises(ConfigError, match="not both"):
         answer_checks(bool, verifier=verifier)
+
+
+async def test_a_verifier_reply_without_a_rating_leaves_the_answer_unchecked() -> None:
+    backend = ScriptedBackend({"checker": ["I cannot tell."]})
+    check = answer_checks(verifier=accord.Agent("checker", backend))
+    result = await check("What is 2 + 2?", "Answer: 4")
+    assert (result.total, result.signature) == (0, "4")
