@@ -144,6 +144,7 @@ async def run_patterns(
         tally.wall_s = time.perf_counter() - started
         rows.append((pattern, "sequential", tally))
         report_errors(pattern, tally)
+        print("  row " + row(pattern, "sequential", tally), flush=True)  # kept if stopped later
     for pattern in patterns if concurrent else ():
         backend = accord.backend(f"openai:{ALIAS}", base_url=server.base_url)
         tally = Tally()
@@ -157,6 +158,7 @@ async def run_patterns(
             tally.errors.append(f"{resent} request(s) reached the server beyond those counted")
         rows.append((pattern, f"{concurrent} at once", tally))
         report_errors(pattern, tally)
+        print("  row " + row(pattern, f"{concurrent} at once", tally), flush=True)
         print(f"  {pattern} x{concurrent}: errors={len(tally.errors)}", flush=True)
     return rows
 
@@ -281,17 +283,20 @@ def readme_commands(server: Server) -> list[tuple[str, Callable[[], tuple[bool, 
 # ---------------------------------------------------------------------- main
 
 
+def row(pattern: str, mode: str, t: Tally) -> str:
+    est = " (est.)" if t.estimated else ""
+    return (
+        f"| {pattern} | {mode} | {t.completed}/{t.runs} | {len(t.errors)} | "
+        f"{t.wall_s:.0f} | {t.tokens}{est} | {t.requests} |"
+    )
+
+
 def table(rows: list[tuple[str, str, Tally]]) -> str:
     lines = [
         "| pattern | mode | completed | framework errors | wall s | tokens | requests |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for pattern, mode, t in rows:
-        est = " (est.)" if t.estimated else ""
-        lines.append(
-            f"| {pattern} | {mode} | {t.completed}/{t.runs} | {len(t.errors)} | "
-            f"{t.wall_s:.0f} | {t.tokens}{est} | {t.requests} |"
-        )
+    lines += [row(pattern, mode, t) for pattern, mode, t in rows]
     return "\n".join(lines)
 
 
@@ -305,6 +310,9 @@ def main() -> None:
         "--concurrent-patterns", default=None, help="patterns for the concurrent phase"
     )
     parser.add_argument("--skip-patterns", action="store_true")
+    parser.add_argument(
+        "--skip-sequential", action="store_true", help="only the runs at once (and the rest)"
+    )
     parser.add_argument("--skip-examples", action="store_true")
     parser.add_argument("--skip-readme", action="store_true")
     parser.add_argument(
@@ -324,10 +332,10 @@ def main() -> None:
     try:
         patterns = [p for p in args.patterns.split(",") if p]
         tasks = list(TASKS[: max(1, min(args.tasks, len(TASKS)))])
-        if not args.skip_patterns:
+        if not args.skip_patterns and not args.skip_sequential:
             rows = asyncio.run(run_patterns(patterns, tasks, 0, server))
             report.append(table(rows))
-        if args.concurrent:
+        if args.concurrent and not args.skip_patterns:
             chosen = (args.concurrent_patterns or args.patterns).split(",")
             rows = asyncio.run(
                 run_patterns([p for p in chosen if p], tasks, args.concurrent, server)

@@ -359,6 +359,9 @@ class OpenAIBackend:
                 max_retries=0,
                 timeout=self.policy.timeout,
                 default_headers=self._default_headers or None,
+                # Our own pool: the SDK's default one closes itself on whatever loop is running
+                # when it is collected, which fails (and logs) for a client of a closed loop.
+                http_client=openai.DefaultAsyncHttpxClient(timeout=self.policy.timeout),
             )
             self._clients[loop] = client
         return client

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 import subprocess
 import sys
 
@@ -414,3 +416,29 @@ def test_backend_works_across_event_loops(no_proxy_env: None) -> None:
 
     assert asyncio.run(once("first")) == "first"
     assert asyncio.run(once("second")) == "second"
+
+
+def test_a_new_event_loop_does_not_close_the_old_loops_client_on_itself(
+    no_proxy_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The SDK's own HTTP client closes itself on whatever loop runs when it is collected; a
+    # client of a closed loop collected in the next asyncio.run() logged "Task exception was
+    # never retrieved ... Event loop is closed" at every later run.
+    backend: OpenAIBackend | None = None
+    port = 0
+
+    async def once(text: str) -> str:
+        nonlocal backend, port
+        async with FaultServer(default=Reply.json(completion(text)), port=port) as srv:
+            port = srv.port
+            if backend is None:
+                backend = OpenAIBackend("m", base_url=srv.base_url, api_key=CANARY_KEY, local=False)
+            text = (await backend.complete(req())).text
+            gc.collect()
+            await asyncio.sleep(0.05)
+            return text
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        assert [asyncio.run(once(t)) for t in ("a", "b", "c")] == ["a", "b", "c"]
+        gc.collect()
+    assert not [r for r in caplog.records if "Event loop is closed" in str(r.exc_info or r.msg)]
