@@ -234,3 +234,38 @@ async def test_checked_reward_in_self_consistency() -> None:
     result = await graph.run(TWO, backend=backend)
     assert result.text == RIGHT
     assert result.output.metadata["method"] == "best_of_n"
+
+
+async def test_a_threaded_step_scorer_in_a_cascade_runs_off_the_event_loop() -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+
+    @accord.step(thread=True)
+    def score(task: str, answer: str) -> str:
+        seen.append(threading.get_ident())
+        return "0.9" if "4" in answer else "0.1"
+
+    backend = ScriptedBackend({"small": ["5"], "large": ["4"]})
+    threaded = accord.Cascade(
+        [accord.Stage(backend, threshold=0.5, name="small"), accord.Stage(backend, name="large")],
+        scorer=score,
+    )
+    result = await threaded.run("2+2?")
+    assert result.text == "4" and result.stages[0].score == pytest.approx(0.1)
+    assert seen and loop_thread not in seen
+
+
+async def test_a_threaded_step_selector_picks_speakers_off_the_event_loop() -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+
+    @accord.step(thread=True)
+    def pick(turns: list[accord.Message], names: list[str]) -> str:
+        seen.append(threading.get_ident())
+        return "b"
+
+    backend = ScriptedBackend({"b": ["b1", "b2"]})
+    graph = accord.selector_chat([accord.Agent("a"), accord.Agent("b")], pick, max_turns=2)
+    result = await graph.run("t", backend)
+    assert [m.sender for m in result.transcript if m.sender != "manager"] == ["b", "b"]
+    assert seen and loop_thread not in seen
