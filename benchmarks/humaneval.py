@@ -278,13 +278,27 @@ async def run_strategy(args: argparse.Namespace) -> None:
             log = out_dir / "server.log"
             server = start_server(find_model(args.model), free_port(), args.threads, log)
             base_url = server.base_url
-        inner = accord.backend(f"openai:{ALIAS}", base_url=base_url)
+        # a long answer is an answer (checked, scored, its tokens counted), not an error
+        inner = accord.backend(f"openai:{ALIAS}", base_url=base_url, on_truncation="return")
         replay = Replay(inner, out_dir / "calls.jsonl")
         gate = asyncio.Semaphore(args.concurrency)
 
         async def one(problem: dict[str, Any]) -> None:
             async with gate:
-                row = await solve(args, problem, replay)
+                try:
+                    row = await solve(args, problem, replay)
+                except accord.AccordError as exc:  # counted as a wrong answer, and shown
+                    row = {
+                        "task_id": problem["task_id"],
+                        "answer": "",
+                        "error": f"{type(exc).__name__}: {exc}"[:500],
+                        "metadata": {},
+                        "prompt_tokens": 0,
+                        "completion_tokens": 0,
+                        "requests": 0,
+                        "wall_s": 0.0,
+                        "model_s": 0.0,
+                    }
             done[row["task_id"]] = row
             with answers.open("a") as out:
                 out.write(json.dumps(row) + "\n")

@@ -19,7 +19,10 @@ checks passed, then by agreement: cluster size x (1 + weak checks passed), CodeT
 reward, so it can be used alone: ``best_of_n(task, texts, set_reward=checked_reward(check))``.
 
 Caveat: sampling with ``budget > 1`` needs a temperature above 0; the checker decides what is
-"trusted" (a model-written test is weak evidence and only breaks ties).
+"trusted" (a model-written test is weak evidence and only breaks ties). An answer cut at the
+token limit (``TruncatedOutputError``) is kept as a candidate with the text that arrived, and
+the checks judge it; a backend that raises does not report that call's tokens, so give it
+``on_truncation="return"`` when the run's usage must count them.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from accord._log import get_logger
 from accord.ensemble._best_of_n import best_of_n
 from accord.ensemble._fanout import fan_out
 from accord.ensemble._nodes import _Sampling
-from accord.errors import ConfigError
+from accord.errors import ConfigError, TruncatedOutputError
 from accord.messages import Message, Payload
 from accord.runtime import ActivationContext, Join, NodeOutput
 from accord.verify import Checker, CheckResult, run_checker
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
     from accord.graphs import Graph
 
 __all__ = ["VerifiedSearchNode", "verified_search", "select_checked", "checked_reward"]
+
+log = get_logger(__name__)
 
 Select = Literal["cluster", "checks"]
 
@@ -161,7 +167,11 @@ class VerifiedSearchNode:
         if feedback is not None:  # a revision: the solver's round-1 prompt, with the failure
             proxy.inputs = (*ctx.inputs, feedback)  # type: ignore[attr-defined]
             proxy.round = ctx.round + 1  # type: ignore[attr-defined]
-        out = await self.solver(proxy)  # type: ignore[arg-type]
+        try:
+            out = await self.solver(proxy)  # type: ignore[arg-type]
+        except TruncatedOutputError as exc:  # a long answer is a candidate that the checks judge
+            log.info("verified_search_truncated", node=self.name, chars=len(exc.partial_text))
+            return exc.partial_text
         return out.text
 
     def _stop(self, results: Sequence[CheckResult], best: int) -> bool:

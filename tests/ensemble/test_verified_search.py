@@ -269,3 +269,12 @@ async def test_a_threaded_step_selector_picks_speakers_off_the_event_loop() -> N
     result = await graph.run("t", backend)
     assert [m.sender for m in result.transcript if m.sender != "manager"] == ["b", "b"]
     assert seen and loop_thread not in seen
+
+
+async def test_an_answer_cut_at_the_token_limit_is_a_candidate_not_a_failure() -> None:
+    from accord.errors import TruncatedOutputError
+
+    cut = TruncatedOutputError("stopped at the token limit", partial_text="```python\ndef dou")
+    backend = ScriptedBackend({"search": [cut, RIGHT]})
+    result = await run(backend, budget=3)
+    assert result.text == RIGHT and backend.calls() == 2
