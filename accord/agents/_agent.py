@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from accord._fast import construct
 from accord.backends.base import Backend, ChatMessage, Request
-from accord.errors import ConfigError, OutputValidationError
+from accord.errors import ConfigError, OutputValidationError, TruncatedOutputError
 from accord.messages import Message, Payload
 from accord.prompts import BUILTIN_TEMPLATES, Fenced, Template, neutralise
 from accord.runtime import ActivationContext, Join, NodeOutput
@@ -232,7 +232,8 @@ class Agent:
         memory: see earlier rounds of this run (own prompts and replies) when run again.
         join: ``"all"`` (one message from each predecessor) or ``"any"`` (run per message, in
             arrival order, so its rounds follow timing).
-        reasks: re-asks allowed when the reply does not validate.
+        reasks: re-asks allowed when the reply does not validate (a structured reply cut at
+            the token limit counts as one that does not).
         timeout: seconds one activation may take.
         temperature, top_p, max_tokens, stop, seed: sampling options for every call (None: the
             backend's default). ``top_p`` (nucleus sampling) must be above 0 and at most 1.
@@ -410,7 +411,23 @@ class Agent:
         raws: list[str] = []
         errors: list[str] = []
         for _attempt in range(self.reasks + 1):
-            completion, chat = await self._ask(ctx, chat, backend)
+            try:
+                completion, chat = await self._ask(ctx, chat, backend)
+            except TruncatedOutputError as exc:
+                # A structured reply cut at the token limit is an invalid reply like any other:
+                # re-asked (shorter), within the same allowance.
+                raws.append(exc.partial_text)
+                errors.append("the reply was cut at the token limit before the JSON ended")
+                chat = [
+                    *chat,
+                    _chat("assistant", exc.partial_text[:4000]),
+                    _chat(
+                        "user",
+                        "Your reply was cut off at the token limit before the JSON object was "
+                        "complete. Reply again with one short JSON object that matches the schema.",
+                    ),
+                ]
+                continue
             raw = completion.text
             raws.append(raw)
             if len(raw) > MAX_OUTPUT_CHARS:
