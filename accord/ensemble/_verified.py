@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from accord._log import get_logger
-from accord.ensemble._best_of_n import best_of_n
+from accord.ensemble._best_of_n import SetReward, best_of_n
 from accord.ensemble._fanout import fan_out
 from accord.ensemble._nodes import _Sampling
 from accord.errors import ConfigError, TruncatedOutputError
@@ -70,7 +70,7 @@ def select_checked(results: Sequence[CheckResult], select: Select = "cluster") -
     return scores
 
 
-def checked_reward(check: Checker, select: Select = "cluster") -> object:
+def checked_reward(check: Checker, select: Select = "cluster") -> SetReward:
     """A set reward for :func:`best_of_n` that runs ``check`` on every candidate and scores them
     together with :func:`select_checked`."""
 
@@ -182,12 +182,9 @@ class VerifiedSearchNode:
         return chosen.ok and (chosen.total >= self.strong or cluster >= self.agree)
 
     async def _best(self, task: str, texts: list[str], results: list[CheckResult]) -> int:
+        """The chosen candidate: best_of_n with the checks' set-level scores."""
         scores = select_checked(results, self.select)
-
-        def reward(candidates: list[str]) -> list[float]:
-            return scores
-
-        selection = await best_of_n(task, texts, set_reward=reward)
+        selection = await best_of_n(task, texts, set_reward=lambda candidates: scores)
         return selection.index
 
     async def __call__(self, ctx: ActivationContext) -> NodeOutput:
