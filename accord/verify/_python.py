@@ -3,7 +3,12 @@ and on extra inputs, in a limited subprocess (:func:`accord.tools.python_exec`).
 
 - **Examples** are read from the function's docstring in the task: doctest lines
   (``>>> f(1)`` then the expected value) and one-line forms ``f(1) == 2``, ``f(1) ➞ 2``,
-  ``f(1) -> 2``, ``f(1) => 2``, ``f(1) = 2``, ``f(1) should return 2``. They are trusted checks.
+  ``f(1) -> 2``, ``f(1) => 2``, ``f(1) = 2``, ``f(1) should return 2``; a doctest around one
+  call (``>>> round(f([1, 2]), 2)``); told in words ("For s = "ab", c = "a", the result should
+  be ..."; "Input:" then ``name = value`` or ``name : value`` lines, then "Output: ...");
+  several bare-word arguments read as strings (``f(abc) => True``); and, when no example calls
+  the function by name, examples calling one undefined name (a docstring that misnames it).
+  They are trusted checks.
 - **Probes** are extra inputs made by changing the examples' literal arguments (numbers nudged,
   strings and lists shortened, reversed or extended). A probe has no expected value; its output
   only joins the candidate's behaviour *signature*, so candidates that agree on every input
@@ -21,8 +26,11 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import builtins
 import hashlib
+import inspect
 import json
+import keyword
 import random
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -58,11 +66,16 @@ _ARROWS = (
     "is",
     "=",
 )
-_INPUT = re.compile(r"^(?:for|input:)\s+(.*)$", re.I)
+_INPUT = re.compile(r"^(?:for\s+|input\s*:\s*)(.*)$", re.I)
 _OUTPUT = re.compile(
-    r"(?:the )?output (?:should be|will be|is)\s*:?\s*(.+)$|^output\s*:\s*(.+)$", re.I
+    r"(?:the )?(?:output|result) (?:should be|will be|is)\s*:?\s*(.+)$|^output\s*:\s*(.+)$", re.I
 )
 _MARK = "@@accord-cases@@"
+_BUILTINS = frozenset(dir(builtins))
+_WRAPPERS = frozenset(
+    {"abs", "all", "any", "bool", "float", "int", "len", "list", "max", "min", "round"}
+    | {"set", "sorted", "str", "sum", "tuple"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +176,11 @@ def _docstring(task: FunctionTask) -> str:
         return task.prompt
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name == task.entry_point:
-            return ast.get_docstring(node) or ""
+            for stmt in node.body:  # the docstring, or a string after an import
+                if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                    if isinstance(stmt.value.value, str):
+                        return inspect.cleandoc(stmt.value.value)
+            return ""
     return task.prompt
 
 
@@ -234,26 +251,43 @@ def _parameters(task: FunctionTask) -> list[str]:
 
 
 def _assigned_call(text: str, task: FunctionTask) -> str | None:
-    """``n = 5`` / ``grid = [[1]], k = 3`` (an "Input:" or "For ..." line) as a call."""
+    """``n = 5`` / ``grid = [[1]], k = 3`` / ``grid : [[1]]`` (an "Input:" or "For ..." text)
+    as a call: values matched to the parameters by name, else in order when there are as many
+    values as parameters."""
     params = _parameters(task)
-    values: dict[str, str] = {}
-    for name in params:
-        match = re.search(rf"\b{re.escape(name)}\s*=\s*", text)
-        if match is None:
-            return None
-        rest = text[match.end() :]
-        for end in range(len(rest), 0, -1):
-            if rest[:end].rstrip().endswith((",", " ")) or end == len(rest):
-                value = _literal_text(rest[:end].rstrip().rstrip(","))
-                if value is not None:
-                    values[name] = value
-                    break
-        if name not in values:
-            return None
-    if not values:
+    named = _assignments(text)
+    if not params or not named:
         return None
-    call = f"{task.entry_point}({', '.join(values[p] for p in params)})"
+    if set(params) <= set(named):
+        values = [named[p] for p in params]
+    elif len(named) == len(params):
+        values = list(named.values())
+    else:
+        return None
+    call = f"{task.entry_point}({', '.join(values)})"
     return call if _valid_call(call) else None
+
+
+def _assignments(text: str) -> dict[str, str]:
+    """``name = value`` or ``name : value`` pairs (values Python literals), in order."""
+    marks = list(re.finditer(r"(?<![\w'\"])([A-Za-z_]\w*)\s*[:=]\s*(?!=)", text))
+    found: dict[str, str] = {}
+    for mark, after in zip(marks, [*marks[1:], None][: len(marks)], strict=True):
+        end = after.start() if after is not None else len(text)
+        value = text[mark.end() : end].strip().rstrip(",;").strip()
+        if value.lower().endswith(" and"):
+            value = value[:-4]
+        literal = _literal_text(value)
+        if literal is None:  # the value runs on into prose: its longest literal start
+            for cut in range(len(value), 0, -1):
+                if value[cut - 1] in ",) ]}'\"0123456789":
+                    literal = _literal_text(value[:cut])
+                    if literal is not None:
+                        break
+        if literal is None:
+            return {}
+        found[mark.group(1)] = literal
+    return found
 
 
 def _valid_call(call: str) -> bool:
@@ -275,9 +309,49 @@ def _literal(node: ast.expr) -> bool:
 
 
 def examples_in(task: FunctionTask) -> list[Example]:
-    """The worked examples in the function's docstring (see the module docstring)."""
+    """The worked examples in the function's docstring (see the module docstring). When none
+    calls the function by its name, examples calling one other, undefined name are read as
+    calls of the function (a docstring that misnames it)."""
     lines = _docstring(task).splitlines()
+    found = _examples_calling(task.entry_point, lines, task)
+    if found:
+        return found
+    for alias in _aliases(lines, task):
+        renamed = [
+            Example(_renamed(e.call, alias, task.entry_point), e.expected)
+            for e in _examples_calling(alias, lines, task)
+        ]
+        if renamed:
+            return renamed
+    return []
+
+
+def _aliases(lines: list[str], task: FunctionTask) -> list[str]:
+    """Names called at the start of docstring lines that nothing defines (most used first)."""
+    defined = set(re.findall(r"^\s*(?:async\s+)?def ([A-Za-z_]\w*)", task.prompt, re.M))
+    counts: dict[str, int] = {}
+    for line in lines:
+        match = re.match(r"\s*(?:>>>\s*|assert\s+)?([A-Za-z_]\w*)\(", line)
+        if match is None:
+            continue
+        name = match.group(1)
+        if name in defined or name in _BUILTINS or keyword.iskeyword(name):
+            continue
+        counts[name] = counts.get(name, 0) + 1
+    return sorted(counts, key=lambda n: -counts[n])
+
+
+def _renamed(call: str, old: str, new: str) -> str:
+    tree = ast.parse(call, mode="eval")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == old:
+            node.id = new
+    return ast.unparse(tree)
+
+
+def _examples_calling(name: str, lines: list[str], task: FunctionTask) -> list[Example]:
     found: list[Example] = []
+    worded: set[str] = set()  # calls whose bare-word arguments were read as strings
     i = 0
     while i < len(lines):
         line = lines[i].strip()
@@ -285,7 +359,19 @@ def examples_in(task: FunctionTask) -> list[Example]:
         doctest = line.startswith(">>>")
         if doctest:
             line = line[3:].strip()
-        parsed = _balanced_call(line, task.entry_point)
+            wrapped = _wrapped_call(line, name)
+            if wrapped is not None and i < len(lines):  # >>> round(f(x), 2)
+                value = _expression(lines[i].strip())
+                if value is not None and all(e.call != wrapped for e in found):
+                    found.append(Example(wrapped, value))
+                    i += 1
+                continue
+        parsed = _balanced_call(line, name)
+        if parsed is not None and not _valid_call(parsed[0]):
+            quoted = _quoted_words(parsed[0], task)
+            if quoted is not None:
+                worded.add(quoted)
+                parsed = (quoted, parsed[1])
         if parsed is None or not _valid_call(parsed[0]):
             described = _described(line, lines, i, task)
             if described is not None and all(e.call != described.call for e in found):
@@ -314,7 +400,62 @@ def examples_in(task: FunctionTask) -> list[Example]:
                         break
         if expected is not None and all(e.call != call for e in found):
             found.append(Example(call, expected))
+    if len(worded & {e.call for e in found}) < 2:  # one bare word may be prose: "f(x) = 0"
+        found = [e for e in found if e.call not in worded]
     return found
+
+
+def _wrapped_call(line: str, name: str) -> str | None:
+    """A doctest expression around one call of ``name`` with literal arguments, built only from
+    harmless builtins (``round(f([1, 2]), 2)``, ``sorted(f(3))``), normalised; None for a
+    plain call (read as usual) or anything else."""
+    try:
+        tree = ast.parse(line, mode="eval")
+    except SyntaxError:
+        return None
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
+    ]
+    outer = tree.body
+    if not (
+        len(calls) == 1
+        and isinstance(outer, ast.Call)
+        and isinstance(outer.func, ast.Name)
+        and outer.func.id in _WRAPPERS
+        and not any(isinstance(n, ast.Compare | ast.BoolOp) for n in ast.walk(tree))
+    ):
+        return None
+    if not all(_literal(a) for a in [*calls[0].args, *(k.value for k in calls[0].keywords)]):
+        return None
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    if not names <= {name, *_WRAPPERS}:
+        return None
+    return ast.unparse(tree)
+
+
+def _quoted_words(call: str, task: FunctionTask) -> str | None:
+    """``f(abcd)`` as ``f('abcd')``: bare words that are not the function's parameters, in a
+    call whose other arguments are literals; None when it is not such a call."""
+    try:
+        node = ast.parse(call, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(node, ast.Call) or node.keywords or not node.args:
+        return None
+    params = set(_parameters(task))
+    args: list[str] = []
+    for arg in node.args:
+        if isinstance(arg, ast.Name) and arg.id not in params:
+            args.append(repr(arg.id))
+        elif _literal(arg):
+            args.append(ast.unparse(arg))
+        else:
+            return None
+    if not any(isinstance(a, ast.Name) for a in node.args):
+        return None
+    return f"{ast.unparse(node.func)}({', '.join(args)})"
 
 
 def _described(line: str, lines: list[str], i: int, task: FunctionTask) -> Example | None:
@@ -324,6 +465,12 @@ def _described(line: str, lines: list[str], i: int, task: FunctionTask) -> Examp
     if match is None:
         return None
     text = match.group(1)
+    if not text.strip():  # "Input:" then one "name : value" line per parameter
+        given: list[str] = []
+        while i < len(lines) and lines[i].strip() and not _OUTPUT.search(lines[i].strip()):
+            given.append(lines[i].strip())
+            i += 1
+        text = ", ".join(given)
     out = _OUTPUT.search(text)
     expected_text = None
     if out is not None:
@@ -411,13 +558,28 @@ def probes_for(
     seen = {e.call for e in examples}
     pool: list[str] = []
     for example in examples:
-        node = ast.parse(example.call, mode="eval").body
-        assert isinstance(node, ast.Call)
+        tree = ast.parse(example.call, mode="eval")
+        node = next(
+            (
+                n
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Name)
+                and n.func.id == entry_point
+            ),
+            None,
+        )
+        if node is None:
+            continue
         args = [ast.literal_eval(a) for a in node.args]
         for position, value in enumerate(args):
             for changed in _mutations(value, rng):
                 new_args = [*args[:position], changed, *args[position + 1 :]]
                 call = f"{entry_point}({', '.join(repr(a) for a in new_args)})"
+                if node is not tree.body:  # the same wrapper around the changed call
+                    node.args = [ast.parse(repr(a), mode="eval").body for a in new_args]
+                    call = ast.unparse(tree)
+                    node.args = [ast.parse(repr(a), mode="eval").body for a in args]
                 if call not in seen and len(call) < 2000:
                     seen.add(call)
                     pool.append(call)

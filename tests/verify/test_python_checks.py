@@ -69,6 +69,55 @@ def test_prose_is_not_an_example() -> None:
     assert examples_in(function_task(task)) == []
 
 
+def test_a_doctest_wrapped_in_a_builtin_is_an_example_and_its_probes_keep_the_wrapper() -> None:
+    task = (
+        'def root(xs: list):\n    """A zero.\n    >>> round(root([1, 2]), 2)  # 1 + 2x\n'
+        '    -0.5\n    >>> root([]) == 0\n    True\n    """\n'
+    )
+    examples = examples_in(function_task(task))
+    assert examples == [Example("round(root([1, 2]), 2)", "-0.5"), Example("root([])", "0")]
+    probes = {p.call for p in probes_for(examples[:1], "root", limit=50)}
+    assert "round(root([2, 1]), 2)" in probes
+
+
+def test_examples_calling_a_misnamed_function_are_read_as_calls_of_it() -> None:
+    task = (
+        'def sorted_sum(lst):\n    """Keep even-length words, sorted.\n'
+        '    assert list_sort(["aa", "a", "aaa"]) => ["aa"]\n    """\n'
+    )
+    assert examples_in(function_task(task)) == [Example("sorted_sum(['aa', 'a', 'aaa'])", '["aa"]')]
+
+
+def test_bare_words_are_strings_when_several_examples_use_them() -> None:
+    doc = "    is_happy(a) => False\n    is_happy(abcd) => True\n"
+    task = f'def is_happy(s):\n    """Happy strings.\n{doc}    """\n'
+    assert examples_in(function_task(task)) == [
+        Example("is_happy('a')", "False"),
+        Example("is_happy('abcd')", "True"),
+    ]
+    one = 'def f(n):\n    """f(x) = 0 for the root x; f(s) = 1 where s is the parameter."""\n'
+    assert examples_in(function_task(one)) == []
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        'For s = "abcde", c = "ae", the result should be (\'bcd\', False)',
+        'Input:\n        s : "abcde"\n        chars : "ae"\n    Output: (\'bcd\', False)',
+    ],
+)
+def test_examples_with_several_named_inputs(doc: str) -> None:
+    task = f'def reverse_delete(s, c):\n    """Delete.\n    {doc}\n    """\n'
+    assert examples_in(function_task(task)) == [
+        Example('reverse_delete("abcde", "ae")', "('bcd', False)")
+    ]
+
+
+def test_a_docstring_after_an_import_is_read() -> None:
+    task = 'def f(n):\n    import math\n    """Square.\n    >>> f(3)\n    9\n    """\n'
+    assert examples_in(function_task(task)) == [Example("f(3)", "9")]
+
+
 def test_task_without_a_function_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no Python function"):
         function_task("What is 2 + 2?")
