@@ -7,10 +7,13 @@ problems listed in ``../shared/reference/humaneval-dev.txt`` (tune and report on
 then scores each final answer with HumanEval's hidden tests in a subprocess; the hidden tests are
 never shown to, or run by, a strategy.
 
-    python benchmarks/humaneval.py greedy                          # the baseline
-    python benchmarks/humaneval.py search --budget 6                # accord.verified_search
-    python benchmarks/humaneval.py search --budget 6 --fixed --label fixed6 --select checks
-    python benchmarks/humaneval.py report                           # every strategy vs greedy
+    python benchmarks/humaneval.py greedy                    # the baseline
+    python benchmarks/humaneval.py search                    # accord.verified_search, budget 10
+    python benchmarks/humaneval.py search --budget 4 --fixed # always 4 answers
+    python benchmarks/humaneval.py report                    # every strategy vs greedy
+
+A run's label (its results file) comes from the options that differ from the defaults, e.g.
+``search-b6-checks-a1`` for ``--budget 6 --select checks --agree 1``.
 
 Every model call goes through a response cache (``calls.jsonl`` in ``--dir``) keyed by the full
 request (messages, temperature, seed, limits), so a run that stops resumes where it was, and
@@ -246,6 +249,12 @@ def label_of(args: argparse.Namespace) -> str:
         parts.append("fixed")
     if args.probes != 12:
         parts.append(f"p{args.probes}")
+    if args.agree != 2:
+        parts.append(f"a{args.agree}")
+    if args.strong != 2:
+        parts.append(f"s{args.strong}")
+    if args.temperature != 0.8:
+        parts.append(f"t{args.temperature:g}")
     if args.tester:
         parts.append("tester")
     if args.repairs:
@@ -390,7 +399,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="answers and cache")
     parser.add_argument("--label", help="name of this run (default: from its options)")
     parser.add_argument("--limit", type=int, default=0, help="first N problems only")
-    parser.add_argument("--budget", type=int, default=6, help="answers per problem at most")
+    parser.add_argument("--budget", type=int, default=10, help="answers per problem at most")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--strong", type=int, default=2)

@@ -38,7 +38,7 @@ def solves(answer: str) -> bool:
     return abs(x * x - 5 * x + 6) < 1e-9 and x > 2.5
 
 
-def code_search(budget: int = 6) -> accord.Graph:
+def code_search(budget: int = 10) -> accord.Graph:
     coder = accord.Agent("coder", template="{{ task }}\n{{ inputs }}", max_tokens=512)
     return accord.verified_search(coder, python_checks(), budget=budget)
 

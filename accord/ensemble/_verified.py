@@ -113,7 +113,7 @@ class VerifiedSearchNode:
         check: Checker,
         *,
         name: str = "search",
-        budget: int = 6,
+        budget: int = 10,
         batch: int = 1,
         temperature: float = 0.8,
         top_p: float | None = None,
@@ -243,7 +243,7 @@ def verified_search(
     solver: Agent,
     check: Checker,
     *,
-    budget: int = 6,
+    budget: int = 10,
     batch: int = 1,
     temperature: float = 0.8,
     top_p: float | None = None,
@@ -259,7 +259,7 @@ def verified_search(
     Example::
 
         solver = accord.Agent("coder", backend, template="{{ task }}")
-        graph = accord.verified_search(solver, accord.verify.python_checks(), budget=6)
+        graph = accord.verified_search(solver, accord.verify.python_checks(), budget=10)
         result = await graph.run(prompt)          # a "write this function" task
         print(result.text, result.output.metadata["stop"])
     """
