@@ -256,7 +256,7 @@ def label_of(args: argparse.Namespace) -> str:
     if args.temperature != 0.8:
         parts.append(f"t{args.temperature:g}")
     if args.tester:
-        parts.append("tester")
+        parts.append("tester" if args.min_examples == 2 else f"tester-m{args.min_examples}")
     if args.repairs:
         parts.append(f"r{args.repairs}")
     return "-".join(parts)
