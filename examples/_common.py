@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from types import TracebackType
 
 import accord
 
 
+def _quiet_interrupt(
+    kind: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> None:
+    """Ctrl-C ends an example with one line (exit status 130), not a traceback."""
+    if issubclass(kind, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return
+    sys.__excepthook__(kind, value, tb)
+
+
 def parse(description: str, default_task: str) -> argparse.Namespace:
+    sys.excepthook = _quiet_interrupt
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("task", nargs="?", default=default_task)
     parser.add_argument(

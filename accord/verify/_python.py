@@ -96,9 +96,15 @@ class FunctionTask:
 
     @property
     def preamble(self) -> str:
-        """The task's code before the function: imports and helpers a candidate may rely on."""
+        """The task's code before the function: imports and helpers a candidate may rely on
+        (empty when that text is not Python)."""
         match = re.search(rf"^def {re.escape(self.entry_point)}\s*\(", self.prompt, re.M)
-        return self.prompt[: match.start()] if match else ""
+        before = self.prompt[: match.start()] if match else ""
+        try:
+            ast.parse(before)
+        except SyntaxError:
+            return ""
+        return before
 
 
 def _code_of(text: str) -> str:
@@ -108,13 +114,16 @@ def _code_of(text: str) -> str:
 
 
 def function_task(task: str, entry_point: str | None = None) -> FunctionTask:
-    """The function a task text asks for: the code in it (a fenced block or the whole text) and
-    its last top-level ``def`` (or ``entry_point``).
+    """The function a task text asks for: the code in it (a fenced block, else the text from its
+    first line of code on) and its last top-level ``def`` (or ``entry_point``).
 
     Raises:
         ConfigError: the task holds no function definition.
     """
     code = _code_of(task)
+    first = re.search(r"^(?:import |from \S+ import |def |async def |class |@)", code, re.M)
+    if first is not None:  # "Complete this function:" then unfenced code
+        code = code[first.start() :]
     names = re.findall(r"^def ([A-Za-z_]\w*)\s*\(", code, re.M)
     if entry_point is None:
         if not names:

@@ -118,6 +118,13 @@ def test_a_docstring_after_an_import_is_read() -> None:
     assert examples_in(function_task(task)) == [Example("f(3)", "9")]
 
 
+async def test_an_unfenced_task_after_prose_is_checked_as_code() -> None:
+    task = 'Complete this function.\n\ndef double(x):\n    """Twice x.\n    >>> double(2)\n    4\n    """\n'
+    assert function_task(task).preamble == ""
+    result = await python_checks()(task, "```python\ndef double(x):\n    return 2 * x\n```")
+    assert (result.passed, result.total) == (1, 1)
+
+
 def test_task_without_a_function_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no Python function"):
         function_task("What is 2 + 2?")
