@@ -129,20 +129,27 @@ def check_pattern_options(target: str, given: dict[str, Any]) -> None:
             )
 
 
-def apply_sampling(graph: Any, temperature: float | None, max_tokens: int | None) -> None:
-    """Give every agent of ``graph`` that sets none of its own this temperature / max_tokens."""
+def apply_sampling(
+    graph: Any,
+    temperature: float | None,
+    max_tokens: int | None,
+    top_p: float | None = None,
+) -> None:
+    """Give every agent of ``graph`` that sets none of its own this temperature / max_tokens /
+    top_p."""
     from accord.agents import Agent
 
+    options = (("temperature", temperature), ("max_tokens", max_tokens), ("top_p", top_p))
     for node in graph.nodes.values():
         agent = node if isinstance(node, Agent) else getattr(node, "agent", None)
         if isinstance(agent, Agent):
-            for key, value in (("temperature", temperature), ("max_tokens", max_tokens)):
+            for key, value in options:
                 if value is not None and agent._options.get(key) is None:
                     agent._options[key] = value
                     agent._request_fields[key] = value
         inner = getattr(node, "graph", None)
         if inner is not None:
-            apply_sampling(inner, temperature, max_tokens)
+            apply_sampling(inner, temperature, max_tokens, top_p)
 
 
 def read_task(task: str | None, task_file: Path | None) -> str:

@@ -168,6 +168,7 @@ def build_pattern(
     *,
     temperature: float | None = None,
     max_tokens: int | None = None,
+    top_p: float | None = None,
 ) -> Any:
     """One of the built-in patterns with ``agents`` agents and its rounds option.
 
@@ -195,7 +196,11 @@ def build_pattern(
         raise ConfigError(f"--agents must be {least} or more for {pattern}, not {n}.")
     if rounds is not None and rounds < 1:
         raise ConfigError(f"--rounds must be 1 or more, not {rounds}.")
-    sampling: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+    sampling: dict[str, Any] = {
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "top_p": top_p,
+    }
     if pattern == "debate":
         return p.debate(
             [accord.Debater(f"debater_{i + 1}", **sampling) for i in range(n)], rounds=rounds or 3
@@ -230,7 +235,7 @@ def build_pattern(
     from accord.ensemble import self_consistency
 
     return self_consistency(
-        accord.Solver("solver", max_tokens=max_tokens),
+        accord.Solver("solver", max_tokens=max_tokens, top_p=top_p),
         k=n,
         temperature=0.7 if temperature is None else temperature,
     )
@@ -291,6 +296,9 @@ def run_command(
     max_tokens: int | None = typer.Option(
         None, "--max-tokens", help="the most tokens one reply may have"
     ),
+    top_p: float | None = typer.Option(
+        None, "--top-p", help="nucleus sampling for every agent (above 0, at most 1)"
+    ),
     timeout: float | None = typer.Option(
         None, "--timeout", help="seconds one model call may take ('openai:' models)"
     ),
@@ -326,6 +334,8 @@ def run_command(
             raise ConfigError(f"--temperature must be between 0 and 2, not {temperature}.")
         if max_tokens is not None and max_tokens < 1:
             raise ConfigError(f"--max-tokens must be 1 or more, not {max_tokens}.")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ConfigError(f"--top-p must be above 0 and at most 1, not {top_p}.")
         if max_steps is not None and max_steps < 1:
             raise ConfigError(f"--max-steps must be 1 or more, not {max_steps}.")
         from_file = target.endswith(".py") or ".py:" in target
@@ -333,14 +343,14 @@ def run_command(
             check_pattern_options("" if from_file else target, {"agents": agents, "rounds": rounds})
         if from_file:
             graph = load_graph(target)
-            apply_sampling(graph, temperature, max_tokens)
+            apply_sampling(graph, temperature, max_tokens, top_p)
         else:
             graph = build_pattern(
-                target, agents, rounds, temperature=temperature, max_tokens=max_tokens
+                target, agents, rounds, temperature=temperature, max_tokens=max_tokens, top_p=top_p
             )
             # Recorded with the run: `accord runs resume ID` builds the same graph again.
             graph.origin = {"pattern": target, "agents": agents, "rounds": rounds}
-            sampling = {"temperature": temperature, "max_tokens": max_tokens}
+            sampling = {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p}
             graph.origin.update({k: v for k, v in sampling.items() if v is not None})
         graph.validate()
         needs_model = model or base_url or not from_file or _needs_model(graph)

@@ -61,7 +61,10 @@ GRAPHS = textwrap.dedent(
     broken.add(accord.Agent("x", FunctionBackend(fails)))
 
     def seen(request):
-        return f"temperature={request.temperature} max_tokens={request.max_tokens}"
+        return (
+            f"temperature={request.temperature} max_tokens={request.max_tokens} "
+            f"top_p={request.top_p}"
+        )
 
     sampling = accord.Graph("sampling")
     sampling.add(accord.Agent("s", FunctionBackend(seen)))
@@ -289,14 +292,19 @@ def test_cli_agents_option_on_a_graph_file_is_an_error(graphs: Path) -> None:
     assert done.returncode == 2 and "--agents applies to the built-in patterns" in done.stderr
 
 
-def test_cli_temperature_and_max_tokens_reach_the_agents(graphs: Path) -> None:
+def test_cli_temperature_max_tokens_and_top_p_reach_the_agents(graphs: Path) -> None:
     done = accord_cmd(
         "run", f"{graphs}:sampling", "x", "--temperature", "0.2", "--max-tokens", "64", "-q"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "temperature=0.2 max_tokens=64"
+    assert done.stdout.strip() == "temperature=0.2 max_tokens=64 top_p=None"
+    done = accord_cmd("run", f"{graphs}:sampling", "x", "--top-p", "0.5", "-q")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "temperature=None max_tokens=None top_p=0.5"
     done = accord_cmd("run", f"{graphs}:sampling", "x", "--temperature", "5")
     assert done.returncode == 2 and "--temperature" in done.stderr
+    done = accord_cmd("run", f"{graphs}:sampling", "x", "--top-p", "0")
+    assert done.returncode == 2 and "--top-p must be above 0 and at most 1" in done.stderr
 
 
 def test_cli_backend_flags_are_refused_for_a_model_that_has_none() -> None:
@@ -347,6 +355,8 @@ async def test_cli_run_passes_sampling_and_backend_flags_to_the_server() -> None
             "0.3",
             "--max-tokens",
             "77",
+            "--top-p",
+            "0.9",
             "--timeout",
             "30",
             "--concurrency",
@@ -368,6 +378,7 @@ async def test_cli_run_passes_sampling_and_backend_flags_to_the_server() -> None
     assert len(server.requests) == 3
     for request in server.requests:
         assert request.body["temperature"] == 0.3 and request.body["max_tokens"] == 77
+        assert request.body["top_p"] == 0.9
         assert "What is 17 * 24?" in json.dumps(request.body["messages"])
 
 

@@ -208,7 +208,10 @@ def test_runs_resume_rebuilds_a_built_in_patterns_run_from_what_it_recorded(
         monkeypatch.delenv("ACCORD_STORE", raising=False)
         out = runner.invoke(
             accord_app,
-            ["run", "round_robin", "say hi", "--model", "scenario:x", "-n", "2", "--quiet"],
+            [
+                *("run", "round_robin", "say hi", "--model", "scenario:x", "-n", "2"),
+                *("--top-p", "0.5", "--quiet"),
+            ],
         )
         assert out.exit_code == 0, out.output
         store = open_store(tmp_path / ".accord" / "runs.db")  # the command records by default
@@ -218,6 +221,7 @@ def test_runs_resume_rebuilds_a_built_in_patterns_run_from_what_it_recorded(
             "pattern": "round_robin",
             "agents": 2,
             "rounds": None,
+            "top_p": 0.5,
         }
         again = runner.invoke(accord_app, ["runs", "resume", run_id, "--model", "scenario:x"])
         assert again.exit_code == 0, again.output
