@@ -139,6 +139,11 @@ class VerifiedSearchNode:
             raise ConfigError(
                 f"node {name!r}: select must be 'cluster' or 'checks', not {select!r}."
             )
+        if not callable(check):
+            raise ConfigError(
+                f"node {name!r}: check must be a checker, check(task, answer), such as "
+                f"accord.verify.python_checks(); got {type(check).__name__} {check!r:.80}."
+            )
         self.solver = solver
         self.check = check
         self.name = name

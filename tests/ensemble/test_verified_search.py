@@ -196,6 +196,11 @@ def test_bad_options_are_config_errors(options: dict[str, object]) -> None:
         VerifiedSearchNode(solver(), python_checks(), **options)  # type: ignore[arg-type]
 
 
+def test_a_check_that_is_not_callable_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="check must be a checker"):
+        accord.verified_search(solver(), "run the tests")  # type: ignore[arg-type]
+
+
 async def test_set_reward_sees_every_candidate() -> None:
     seen: list[list[str]] = []
 
