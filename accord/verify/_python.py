@@ -280,9 +280,9 @@ def _assigned_call(text: str, task: FunctionTask) -> str | None:
 def _assignments(text: str) -> dict[str, str]:
     """``name = value`` or ``name : value`` pairs (values Python literals), in order."""
     marks = list(re.finditer(r"(?<![\w'\"])([A-Za-z_]\w*)\s*[:=]\s*(?!=)", text))
+    ends = [m.start() for m in marks[1:]] + [len(text)]  # a value runs to the next name
     found: dict[str, str] = {}
-    for mark, after in zip(marks, [*marks[1:], None][: len(marks)], strict=True):
-        end = after.start() if after is not None else len(text)
+    for mark, end in zip(marks, ends[: len(marks)], strict=True):
         value = text[mark.end() : end].strip().rstrip(",;").strip()
         if value.lower().endswith(" and"):
             value = value[:-4]
@@ -422,11 +422,7 @@ def _wrapped_call(line: str, name: str) -> str | None:
         tree = ast.parse(line, mode="eval")
     except SyntaxError:
         return None
-    calls = [
-        n
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
-    ]
+    calls = _calls_of(tree, name)
     outer = tree.body
     if not (
         len(calls) == 1
@@ -442,6 +438,15 @@ def _wrapped_call(line: str, name: str) -> str | None:
     if not names <= {name, *_WRAPPERS}:
         return None
     return ast.unparse(tree)
+
+
+def _calls_of(tree: ast.AST, name: str) -> list[ast.Call]:
+    """The calls of the plain name ``name`` in ``tree``."""
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
+    ]
 
 
 def _quoted_words(call: str, task: FunctionTask) -> str | None:
@@ -568,27 +573,18 @@ def probes_for(
     pool: list[str] = []
     for example in examples:
         tree = ast.parse(example.call, mode="eval")
-        node = next(
-            (
-                n
-                for n in ast.walk(tree)
-                if isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Name)
-                and n.func.id == entry_point
-            ),
-            None,
-        )
-        if node is None:
+        calls = _calls_of(tree, entry_point)
+        if not calls:
             continue
+        node = calls[0]
+        wrapped = ast.unparse(node) if node is not tree.body else None  # round(f(x), 2)
         args = [ast.literal_eval(a) for a in node.args]
         for position, value in enumerate(args):
             for changed in _mutations(value, rng):
                 new_args = [*args[:position], changed, *args[position + 1 :]]
                 call = f"{entry_point}({', '.join(repr(a) for a in new_args)})"
-                if node is not tree.body:  # the same wrapper around the changed call
-                    node.args = [ast.parse(repr(a), mode="eval").body for a in new_args]
-                    call = ast.unparse(tree)
-                    node.args = [ast.parse(repr(a), mode="eval").body for a in args]
+                if wrapped is not None:  # the same wrapper around the changed call
+                    call = example.call.replace(wrapped, call, 1)
                 if call not in seen and len(call) < 2000:
                     seen.add(call)
                     pool.append(call)
